@@ -1,0 +1,112 @@
+// A reference count that threads update without sharing a cache line.
+//
+// While a version is published, pins increment and decrement one of N shards
+// (picked per thread), so connections opening on different cores do not
+// fight over one counter. Once the version is unpublished and a grace period
+// has passed, no new pin can start from the slot, and the reclaimer calls
+// park(): every shard is swapped for a `parked` marker and its count moved into
+// one central counter (biased, so it cannot reach zero halfway). From then on
+// releases go to the central counter and exactly one party sees it reach zero:
+// park() itself, or the release that drops the last pin. This is the Linux
+// percpu_ref switch to atomic mode, done once per retired version.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+namespace hotswap::detail {
+
+/// A small per-thread number used to spread pins over shards.
+inline unsigned this_thread_shard_hint() noexcept {
+  static std::atomic<unsigned> next{0};
+  thread_local const unsigned hint = next.fetch_add(1, std::memory_order_relaxed);
+  return hint;
+}
+
+inline std::size_t shard_count(std::size_t wanted) noexcept {
+  if (wanted == 0) wanted = std::min<std::size_t>(64, std::max(1U, std::thread::hardware_concurrency()));
+  return std::bit_ceil(wanted);
+}
+
+class pin_counter {
+  static constexpr std::uint64_t parked = std::uint64_t{1} << 63;
+  static constexpr std::int64_t bias = std::int64_t{1} << 62;
+  struct alignas(64) shard {
+    std::atomic<std::uint64_t> count{0};
+  };
+
+ public:
+  explicit pin_counter(std::size_t shards) : shards_(new shard[shard_count(shards)]), mask_(shard_count(shards) - 1) {}
+
+  /// A pin taken inside a read section on a version that is still reachable
+  /// (so not parked yet). Returns the shard to hand back to release().
+  unsigned acquire_fresh() noexcept {
+    const unsigned s = this_thread_shard_hint() & mask_;
+    // Relaxed: park() runs after a grace period that waits for our read
+    // section, which orders this increment before park's exchange.
+    shards_[s].count.fetch_add(1, std::memory_order_relaxed);
+    return s;
+  }
+
+  /// A copy of an existing pin on `s`: the count is non-zero meanwhile.
+  void acquire_copy(unsigned s) noexcept {
+    std::uint64_t cur = shards_[s].count.load(std::memory_order_relaxed);
+    while ((cur & parked) == 0)
+      if (shards_[s].count.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed)) return;
+    central_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /// Returns true if this release dropped the last pin of a parked version:
+  /// the caller must then hand the version to the reclaimer.
+  bool release(unsigned s) noexcept {
+    std::uint64_t cur = shards_[s].count.load(std::memory_order_relaxed);
+    while ((cur & parked) == 0)
+      // Release pairs with the acq_rel exchange in park(): our reads of the
+      // version happen before it is destroyed.
+      if (shards_[s].count.compare_exchange_weak(cur, cur - 1, std::memory_order_release, std::memory_order_relaxed))
+        return false;
+    // acq_rel: release our reads; acquire the other releases if we are last.
+    return central_.fetch_sub(1, std::memory_order_acq_rel) == 1;
+  }
+
+  /// Reclaimer only, once, after the version's grace period. Returns true if
+  /// no pin is left (the caller destroys); otherwise the last release() will.
+  bool park() noexcept {
+    central_.store(bias, std::memory_order_relaxed);
+    for (std::size_t i = 0; i <= mask_; ++i) {
+      // acq_rel: acquire pairs with the release in release(); release publishes
+      // `bias` to releases that see the marker.
+      const std::uint64_t moved = shards_[i].count.exchange(parked, std::memory_order_acq_rel);
+      central_.fetch_add(static_cast<std::int64_t>(moved), std::memory_order_relaxed);
+    }
+    return central_.fetch_sub(bias, std::memory_order_acq_rel) == bias;
+  }
+
+  /// Pins held now (a snapshot, for status pages).
+  std::uint64_t approximate() const noexcept {
+    std::int64_t total = 0;
+    bool any_parked = false;
+    for (std::size_t i = 0; i <= mask_; ++i) {
+      const std::uint64_t c = shards_[i].count.load(std::memory_order_relaxed);
+      if (c & parked) any_parked = true;
+      else total += static_cast<std::int64_t>(c);
+    }
+    if (any_parked) {
+      std::int64_t c = central_.load(std::memory_order_relaxed);
+      total += c >= bias ? c - bias : c;
+    }
+    return total > 0 ? static_cast<std::uint64_t>(total) : 0;
+  }
+
+ private:
+  std::unique_ptr<shard[]> shards_;
+  std::size_t mask_;
+  alignas(64) std::atomic<std::int64_t> central_{0};
+};
+
+}  // namespace hotswap::detail

@@ -1,0 +1,117 @@
+// A reclamation domain: read sections, grace periods, deferred retire.
+//
+// Every reclamation policy (the default epoch_grace, cds_urcu_grace over
+// libcds, shared_mutex_grace as a simple reference) is plugged into the same
+// basic_domain, so slots, pins, tests and benchmarks are written once against
+// one set of verbs:
+//
+//   lock() / unlock()      enter / leave a read section (nestable; the domain is
+//                          BasicLockable, so std::scoped_lock works)
+//   this_thread()          this thread's reader: hold it on hot paths and call
+//                          lock()/unlock() on it to skip the per-call lookup
+//   synchronize()          wait until every section older than the call ended
+//   retire(p, deleter)     run deleter(p) after a grace period, on the reclaimer
+//   barrier()              wait until every retire issued so far has run
+//   poll()                 drive reclamation by hand (reclaim_mode::manual)
+//
+// The host owns domain objects and hands them to whoever needs one: a header
+// library cannot hold a process-wide singleton without duplicating it in every
+// shared object loaded with RTLD_LOCAL.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <utility>
+
+#include "epoch_grace.hpp"
+#include "options.hpp"
+#include "retire.hpp"
+
+namespace hotswap {
+
+template <class Grace>
+class basic_domain {
+ public:
+  using grace_type = Grace;
+  using reader = typename Grace::reader;
+
+  explicit basic_domain(domain_options options = {})
+      : grace_(options), reclaimer_(grace_, options.reclaim) {}
+  basic_domain(const basic_domain&) = delete;
+  basic_domain& operator=(const basic_domain&) = delete;
+
+  /// Runs every pending deleter before returning. Slots and pins of this
+  /// domain must be gone by then; a version still pinned is leaked, not freed.
+  ~basic_domain() = default;
+
+  reader& this_thread() { return grace_.this_thread_reader(); }
+
+  void lock() { this_thread().lock(); }
+  void unlock() { this_thread().unlock(); }
+
+  /// Throws std::logic_error when called inside a read section of this
+  /// domain on this thread: waiting for ourselves would never end.
+  void synchronize() {
+    if (reader* r = grace_.this_thread_reader_if_any(); r != nullptr && r->nesting() != 0)
+      throw std::logic_error("hotswap: synchronize() called inside a read section of the same domain");
+    grace_.synchronize();
+  }
+
+  void retire(retired_node* node) noexcept { reclaimer_.retire(node); }
+
+  /// Allocates a small node; prefer the intrusive overload on hot swap paths.
+  template <class T, class Deleter>
+  void retire(T* object, Deleter deleter) {
+    struct node final : retired_node {
+      T* object;
+      Deleter deleter;
+      node(T* o, Deleter d) : object(o), deleter(std::move(d)) {}
+    };
+    auto* n = new node(object, std::move(deleter));
+    n->reclaim = [](retired_node* base) {
+      std::unique_ptr<node> self(static_cast<node*>(base));
+      self->deleter(self->object);
+    };
+    reclaimer_.retire(n);
+  }
+
+  void barrier() {
+    if (reader* r = grace_.this_thread_reader_if_any(); r != nullptr && r->nesting() != 0)
+      throw std::logic_error("hotswap: barrier() called inside a read section of the same domain");
+    reclaimer_.barrier();
+  }
+
+  bool poll() { return reclaimer_.poll(); }
+
+  /// Objects retired whose deleters have not run yet.
+  std::size_t backlog() const noexcept { return reclaimer_.backlog(); }
+
+  grace_stats grace_statistics() const noexcept { return grace_.stats(); }
+  reclaim_stats reclaim_statistics() const noexcept { return reclaimer_.stats(); }
+  const Grace& grace() const noexcept { return grace_; }
+
+ private:
+  Grace grace_;
+  detail::reclaimer<Grace> reclaimer_;  // after grace_: destroyed first, drains into it
+};
+
+/// The default domain: epoch announce + lazy membarrier.
+using domain = basic_domain<epoch_grace>;
+
+/// RAII read section on a reader handle. Move-only.
+template <class Reader>
+class read_section {
+ public:
+  explicit read_section(Reader& r) noexcept : reader_(&r) { r.lock(); }
+  read_section(read_section&& other) noexcept : reader_(std::exchange(other.reader_, nullptr)) {}
+  read_section& operator=(read_section&&) = delete;
+  read_section(const read_section&) = delete;
+  ~read_section() {
+    if (reader_ != nullptr) reader_->unlock();
+  }
+
+ private:
+  Reader* reader_;
+};
+
+}  // namespace hotswap

@@ -1,0 +1,217 @@
+// The default grace period: epoch announce + lazy membarrier.
+//
+// A reader entering its outermost section loads the global epoch and stores
+// `epoch | active` into its own cache line; leaving, it stores `epoch`. No
+// read-modify-write, no fence, no write to a line another thread writes.
+//
+// A writer that wants every section older than "now" to end bumps the epoch by
+// 2 and watches the records:
+//   * a record showing the new epoch (active or not) is done: that reader
+//     loaded the new epoch with acquire, so it sees everything published first;
+//   * a busy reader shows the new epoch within one section, typically
+//     nanoseconds, so busy callers cost no interruption at all;
+//   * a record still showing an old epoch after `membarrier_after` belongs to
+//     an idle or blocked thread. Its `inactive` value cannot be trusted yet: a
+//     newer lock-time store may still sit in that CPU's store buffer while the
+//     reader already loaded the old pointer. One membarrier() drains every
+//     store buffer; after it, `inactive` is final and `active` is waited out.
+// Without membarrier (grace_mode::fence) readers fence after the lock-time
+// store instead, and the writer trusts `inactive` at once.
+//
+// The protocol is model-checked under x86-TSO in tests/model/ (with mutants
+// that remove each step and must fail). Labels A..F name the ordering pairs.
+#pragma once
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "detail/membarrier.hpp"
+#include "detail/thread_records.hpp"
+#include "options.hpp"
+
+namespace hotswap {
+
+namespace detail {
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+}  // namespace detail
+
+/// Counters of one domain's grace periods. Approximate while they change.
+struct grace_stats {
+  std::uint64_t grace_periods = 0;
+  std::uint64_t membarriers = 0;
+  std::uint64_t stalls_reported = 0;
+};
+
+class epoch_grace {
+  static constexpr std::uint64_t active = 1;
+  static constexpr std::uint64_t first_epoch = 2;
+
+ public:
+  /// A thread's reader record: what a hot caller holds on to.
+  class alignas(64) reader : public detail::record_links {
+   public:
+    void lock() noexcept {
+      if (nesting_++ != 0) return;
+      // B: acquire pairs with A (the writer's epoch bump): a reader that sees
+      // the new epoch sees every version published before it.
+      const std::uint64_t e = epoch_->load(std::memory_order_acquire);
+      // C: the announcement the writer polls (D). Relaxed: ordering against our
+      // later loads comes from the barrier below.
+      state_.store(e | active, std::memory_order_relaxed);
+      if (fence_on_lock_)
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the writer's fence after A
+      else
+        std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler only; pairs with M (membarrier)
+    }
+
+    void unlock() noexcept {
+      if (--nesting_ != 0) return;
+      // E: release pairs with D: our reads of old versions happen before the
+      // writer concludes we left, hence before reclamation.
+      state_.store(state_.load(std::memory_order_relaxed) & ~active, std::memory_order_release);
+    }
+
+    std::uint32_t nesting() const noexcept { return nesting_; }
+
+   private:
+    friend class epoch_grace;
+    friend class detail::record_list<reader>;
+    void on_claim() noexcept { tid_.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_relaxed); }
+    void on_release() noexcept {
+      nesting_ = 0;
+      state_.store(0, std::memory_order_release);  // pairs with D
+    }
+
+    std::atomic<std::uint64_t> state_{0};  // epoch | active; 0 = never entered
+    std::uint32_t nesting_ = 0;            // owner thread only
+    bool fence_on_lock_ = false;           // fixed at claim
+    const std::atomic<std::uint64_t>* epoch_ = nullptr;
+    std::atomic<pid_t> tid_{0};
+  };
+
+  explicit epoch_grace(const domain_options& opt)
+      : options_(opt), fence_on_lock_(choose_fence(opt.grace)) {}
+
+  reader& this_thread_reader() {
+    return records_->this_thread([this](reader& r) {
+      r.epoch_ = &epoch_;
+      r.fence_on_lock_ = fence_on_lock_;
+    });
+  }
+  reader* this_thread_reader_if_any() noexcept { return records_->this_thread_if_any(); }
+
+  /// Waits until every read section that began before the call has ended.
+  void synchronize() {
+    // A: pairs with B. Every publish sequenced before this call happens before
+    // any section that observes `target`.
+    const std::uint64_t target = epoch_.fetch_add(2, std::memory_order_seq_cst) + 2;
+    // Pairs with the reader's fence in fence mode (Dekker): either we see its
+    // announcement or it sees what was published before A.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    grace_periods_.fetch_add(1, std::memory_order_relaxed);
+
+    std::vector<reader*> pending;
+    records_->for_each([&](reader& r) {
+      if (!done_without_barrier(r, target)) pending.push_back(&r);
+    });
+    if (pending.empty()) return;
+
+    const auto start = std::chrono::steady_clock::now();
+    bool barrier_done = fence_on_lock_;  // in fence mode `inactive` is trusted at once
+    bool stall_reported = false;
+    for (unsigned round = 0;; ++round) {
+      std::erase_if(pending, [&](reader* r) {
+        return barrier_done ? done_after_barrier(*r, target) : done_without_barrier(*r, target);
+      });
+      if (pending.empty()) return;
+      const auto waited = std::chrono::steady_clock::now() - start;
+      if (!barrier_done && waited >= options_.membarrier_after) {
+        // M: every reader's lock-time store (C) is now visible, and every
+        // later section loads the epoch after A.
+        detail::membarrier_all();
+        membarriers_.fetch_add(1, std::memory_order_relaxed);
+        barrier_done = true;
+        continue;
+      }
+      if (!stall_reported && waited >= options_.stall_threshold) {
+        stall_reported = true;
+        report_stalls(pending, waited, target);
+      }
+      backoff(round);
+    }
+  }
+
+  bool uses_membarrier() const noexcept { return !fence_on_lock_; }
+
+  grace_stats stats() const noexcept {
+    return {grace_periods_.load(std::memory_order_relaxed), membarriers_.load(std::memory_order_relaxed),
+            stalls_.load(std::memory_order_relaxed)};
+  }
+
+  ~epoch_grace() { records_->close(); }
+
+ private:
+  // D: acquire pairs with E (and C via the barrier).
+  static std::uint64_t state_of(const reader& r) noexcept { return r.state_.load(std::memory_order_acquire); }
+
+  static bool done_without_barrier(const reader& r, std::uint64_t target) noexcept {
+    return (state_of(r) & ~active) >= target;
+  }
+  static bool done_after_barrier(const reader& r, std::uint64_t target) noexcept {
+    const std::uint64_t s = state_of(r);
+    return (s & active) == 0 || (s & ~active) >= target;
+  }
+
+  void report_stalls(const std::vector<reader*>& pending, std::chrono::nanoseconds waited, std::uint64_t target) {
+    for (reader* r : pending) {
+      if (done_after_barrier(*r, target)) continue;
+      stalls_.fetch_add(1, std::memory_order_relaxed);
+      if (options_.on_stall) options_.on_stall({r->tid_.load(std::memory_order_relaxed), waited});
+    }
+  }
+
+  static void backoff(unsigned round) {
+    if (round < 64) {
+      detail::cpu_relax();
+    } else if (round < 256) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+
+  static bool choose_fence(grace_mode mode) {
+    if (mode == grace_mode::fence) return true;
+    if (detail::membarrier_register()) return false;
+    if (mode == grace_mode::membarrier)
+      throw std::runtime_error(
+          "hotswap: grace_mode::membarrier requested but membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) "
+          "is unavailable (kernel < 4.14 or a seccomp filter); use grace_mode::automatic or fence");
+    return true;
+  }
+
+  domain_options options_;
+  bool fence_on_lock_;
+  alignas(64) std::atomic<std::uint64_t> epoch_{first_epoch};  // written only by grace periods
+  alignas(64) std::shared_ptr<detail::record_list<reader>> records_ =
+      std::make_shared<detail::record_list<reader>>();
+  std::atomic<std::uint64_t> grace_periods_{0};
+  std::atomic<std::uint64_t> membarriers_{0};
+  std::atomic<std::uint64_t> stalls_{0};
+};
+
+}  // namespace hotswap

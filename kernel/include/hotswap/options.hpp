@@ -1,0 +1,77 @@
+// Tunables of a reclamation domain and of a slot, in one place.
+//
+// Every field says when to change it. Defaults are chosen from measurements on
+// a 2-core AMD EPYC VM (see results/), not guessed.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <sys/types.h>
+
+namespace hotswap {
+
+/// How a grace period learns that readers have left their sections.
+enum class grace_mode {
+  /// membarrier if the kernel offers MEMBARRIER_CMD_PRIVATE_EXPEDITED, else fence.
+  automatic,
+  /// Readers pay a compiler barrier only; the writer issues membarrier() for
+  /// readers that did not show the new epoch within `membarrier_after`.
+  /// Constructing a domain in this mode throws if membarrier is unavailable.
+  membarrier,
+  /// Readers pay a full fence when they enter a section; the writer never
+  /// interrupts them. For kernels or sandboxes without membarrier.
+  fence,
+};
+
+/// Who runs deleters of retired objects.
+enum class reclaim_mode {
+  /// A background thread owned by the domain (the default).
+  background,
+  /// Nobody, until the host calls domain::poll() or domain::barrier(): for hosts
+  /// that want no extra thread and drive reclamation from their own loop.
+  manual,
+};
+
+/// A reader that stayed inside one read section for longer than
+/// domain_options::stall_threshold while a grace period waited for it.
+struct stall_report {
+  pid_t thread_id;                  ///< kernel thread id (gettid) of the reader
+  std::chrono::nanoseconds waited;  ///< how long the grace period has waited so far
+};
+
+struct domain_options {
+  grace_mode grace = grace_mode::automatic;
+  reclaim_mode reclaim = reclaim_mode::background;
+
+  /// How long a grace period polls for busy readers to show the new epoch
+  /// before it pays one membarrier() for the rest (idle or blocked readers).
+  /// Lower it when most registered threads are idle; raise it if membarrier
+  /// IPIs disturb callers. 20 us covers a busy caller's section many times over.
+  std::chrono::nanoseconds membarrier_after = std::chrono::microseconds(20);
+
+  /// A reader inside one section for longer than this is reported through
+  /// on_stall (once per grace period). It only delays reclamation.
+  std::chrono::nanoseconds stall_threshold = std::chrono::milliseconds(100);
+
+  /// Called on the thread that waits for the grace period (the reclaimer, or a
+  /// caller of synchronize()). Must not enter the domain. Empty: not reported.
+  std::function<void(const stall_report&)> on_stall;
+};
+
+struct slot_options {
+  /// Cap on versions that were replaced but are not destroyed yet (waiting for
+  /// a grace period or for their pins). Past it, publish() answers
+  /// publish_status::backpressure instead of growing memory without bound.
+  /// Raise it for workloads with many long-lived pins on old versions.
+  std::size_t max_draining = 16;
+
+  /// Number of pin counter shards per version (rounded up to a power of two).
+  /// Threads pick a shard by a per-thread index, so pins taken on different
+  /// threads do not write one shared cache line. 0 = one per hardware thread,
+  /// at most 64. Each shard is one cache line per live version.
+  std::size_t pin_shards = 0;
+};
+
+}  // namespace hotswap

@@ -1,0 +1,62 @@
+// The reference policy: a read section is a shared lock, a grace period is
+// taking the lock exclusively once. Obviously correct and obviously slow
+// (every reader writes the lock's cache line); it exists to cross-check the
+// other policies in the typed tests and as an honest benchmark baseline.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+
+#include "detail/thread_records.hpp"
+#include "domain.hpp"
+#include "options.hpp"
+
+namespace hotswap {
+
+class shared_mutex_grace {
+ public:
+  class reader : public detail::record_links {
+   public:
+    void lock() {
+      if (nesting_++ == 0) mutex_->lock_shared();
+    }
+    void unlock() {
+      if (--nesting_ == 0) mutex_->unlock_shared();
+    }
+    std::uint32_t nesting() const noexcept { return nesting_; }
+
+   private:
+    friend class shared_mutex_grace;
+    friend class detail::record_list<reader>;
+    void on_claim() noexcept {}
+    void on_release() noexcept { nesting_ = 0; }
+    std::shared_mutex* mutex_ = nullptr;
+    std::uint32_t nesting_ = 0;  // owner thread only
+  };
+
+  explicit shared_mutex_grace(const domain_options&) {}
+  ~shared_mutex_grace() { records_->close(); }
+
+  reader& this_thread_reader() {
+    return records_->this_thread([this](reader& r) { r.mutex_ = &mutex_; });
+  }
+  reader* this_thread_reader_if_any() noexcept { return records_->this_thread_if_any(); }
+
+  void synchronize() {
+    mutex_.lock();  // waits for every shared holder (readers that began earlier)
+    mutex_.unlock();
+    ++grace_periods_;
+  }
+
+  grace_stats stats() const noexcept { return {grace_periods_.load(std::memory_order_relaxed), 0, 0}; }
+
+ private:
+  std::shared_mutex mutex_;
+  std::atomic<std::uint64_t> grace_periods_{0};
+  std::shared_ptr<detail::record_list<reader>> records_ = std::make_shared<detail::record_list<reader>>();
+};
+
+using shared_mutex_domain = basic_domain<shared_mutex_grace>;
+
+}  // namespace hotswap

@@ -1,0 +1,191 @@
+// A swappable handle to the current version of a T.
+//
+// Readers call through the slot inside a read section of its domain: one
+// acquire load of the current version, no lock, no read-modify-write. Writers
+// publish a whole new version with one atomic exchange; the replaced version
+// is retired to the domain and destroyed after its grace period and its last
+// pin, on the reclaimer thread, never on a caller's.
+//
+//   hotswap::domain dom;
+//   hotswap::slot<handler> handlers(dom, handler{v1});
+//   handlers.call([&](const handler& h) { return h.handle(req); });  // per call
+//   handlers.publish(handler{v2}, "v2");                             // swap
+//
+// Writers of one slot serialise on a small bookkeeping mutex (version numbers,
+// the list of live versions, the draining cap); readers never touch it, and a
+// publish never waits for a grace period.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "detail/version_block.hpp"
+#include "domain.hpp"
+#include "options.hpp"
+#include "pin.hpp"
+#include "version.hpp"
+
+namespace hotswap {
+
+template <class T, class Domain = domain>
+class slot {
+  using block = detail::version_block<T>;
+
+ public:
+  using reader = typename Domain::reader;
+
+  /// A read section plus the version it read. Move-only; keep it short.
+  class read_ptr {
+   public:
+    read_ptr(read_ptr&& other) noexcept
+        : reader_(std::exchange(other.reader_, nullptr)), block_(other.block_) {}
+    read_ptr& operator=(read_ptr&&) = delete;
+    read_ptr(const read_ptr&) = delete;
+    ~read_ptr() {
+      if (reader_ != nullptr) reader_->unlock();
+    }
+    const T& operator*() const noexcept { return block_->value; }
+    const T* operator->() const noexcept { return &block_->value; }
+    const version_info& version() const noexcept { return block_->info; }
+    bool alive() const noexcept { return block_->alive(); }
+
+   private:
+    friend class slot;
+    read_ptr(reader& r, const block* b) noexcept : reader_(&r), block_(b) {}
+    reader* reader_;
+    const block* block_;
+  };
+
+  template <class... Args>
+  explicit slot(Domain& d, std::string label, slot_options options, Args&&... initial)
+      : domain_(d), options_(options) {
+    current_.store(make_block(std::move(label), std::forward<Args>(initial)...), std::memory_order_release);
+  }
+  slot(Domain& d, T initial, std::string label = "initial")
+      : slot(d, std::move(label), slot_options{}, std::move(initial)) {}
+
+  slot(const slot&) = delete;
+  slot& operator=(const slot&) = delete;
+
+  /// Retires the serving version. Readers must be done with the slot; pins may
+  /// outlive it and keep their version alive.
+  ~slot() {
+    std::lock_guard lock(books_->mutex);
+    retire_replaced(current_.exchange(nullptr, std::memory_order_acq_rel));
+  }
+
+  // ---- read side --------------------------------------------------------
+
+  read_ptr read(reader& r) const noexcept {
+    r.lock();
+    // Acquire pairs with the release in publish(): the value is fully built.
+    return read_ptr(r, current_.load(std::memory_order_acquire));
+  }
+  read_ptr read() const { return read(domain_.this_thread()); }
+
+  /// f(const T&) inside one read section; returns what f returns.
+  template <class F>
+  decltype(auto) call(reader& r, F&& f) const {
+    read_section<reader> section(r);
+    // Acquire pairs with the release in publish().
+    return std::forward<F>(f)(current_.load(std::memory_order_acquire)->value);
+  }
+  template <class F>
+  decltype(auto) call(F&& f) const {
+    return call(domain_.this_thread(), std::forward<F>(f));
+  }
+
+  /// Keeps the serving version alive until the pin is dropped.
+  hotswap::pin<T, Domain> pin(reader& r) const {
+    read_section<reader> section(r);
+    block* b = current_.load(std::memory_order_acquire);  // pairs with publish()
+    const unsigned shard = b->pins.acquire_fresh();
+    return hotswap::pin<T, Domain>(domain_, b, shard);
+  }
+  hotswap::pin<T, Domain> pin() const { return pin(domain_.this_thread()); }
+
+  std::uint64_t current_version() const { return read().version().number; }
+
+  // ---- write side -------------------------------------------------------
+
+  /// Publishes `value` as the new version. On backpressure `value` is left
+  /// untouched, so nothing is lost.
+  publish_result publish(T&& value, std::string label = {}) {
+    std::lock_guard lock(books_->mutex);
+    if (auto refused = refuse_if_full()) return *refused;
+    return install(make_block(std::move(label), std::move(value)));
+  }
+  publish_result publish(const T& value, std::string label = {}) {
+    T copy(value);
+    return publish(std::move(copy), std::move(label));
+  }
+
+  /// Publishes only if version `expected` is still the serving one, so two
+  /// concurrent editors cannot silently overwrite each other. On conflict or
+  /// backpressure `value` is left untouched.
+  publish_result compare_and_publish(std::uint64_t expected, T&& value, std::string label = {}) {
+    std::lock_guard lock(books_->mutex);
+    const std::uint64_t serving = current_.load(std::memory_order_relaxed)->info.number;
+    if (serving != expected) return {publish_status::conflict, serving};
+    if (auto refused = refuse_if_full()) return *refused;
+    return install(make_block(std::move(label), std::move(value)));
+  }
+
+  /// Every live version, oldest first: the serving one and those draining.
+  std::vector<version_status> versions() const {
+    std::lock_guard lock(books_->mutex);
+    const block* serving = current_.load(std::memory_order_relaxed);
+    std::vector<version_status> out;
+    out.reserve(books_->live.size());
+    for (const detail::version_base* v : books_->live)
+      out.push_back({v->info, v == serving, v->pins.approximate()});
+    return out;
+  }
+
+  /// Replaced versions not destroyed yet.
+  std::size_t draining() const noexcept { return books_->draining.load(std::memory_order_relaxed); }
+
+  Domain& get_domain() const noexcept { return domain_; }
+
+ private:
+  template <class... Args>
+  block* make_block(std::string label, Args&&... args) {
+    // Called with books_->mutex held, or from the constructor.
+    version_info info{++books_->last_number, std::move(label), std::chrono::system_clock::now()};
+    auto* b = new block(std::move(info), options_.pin_shards, books_, std::forward<Args>(args)...);
+    books_->live.push_back(b);
+    return b;
+  }
+
+  std::optional<publish_result> refuse_if_full() const {
+    if (books_->draining.load(std::memory_order_relaxed) < options_.max_draining) return std::nullopt;
+    return publish_result{publish_status::backpressure, current_.load(std::memory_order_relaxed)->info.number};
+  }
+
+  publish_result install(block* next) {
+    // Release pairs with the readers' acquire load: `next` is fully built
+    // before anyone can reach it.
+    retire_replaced(current_.exchange(next, std::memory_order_acq_rel));
+    return {publish_status::published, next->info.number};
+  }
+
+  void retire_replaced(block* old) {
+    if (old == nullptr) return;
+    books_->draining.fetch_add(1, std::memory_order_relaxed);
+    domain_.retire(old);
+  }
+
+  Domain& domain_;
+  slot_options options_;
+  std::shared_ptr<detail::slot_books> books_ = std::make_shared<detail::slot_books>();
+  alignas(64) std::atomic<block*> current_{nullptr};  // the only word readers load
+};
+
+}  // namespace hotswap
