@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "detail/membarrier.hpp"
+#include "detail/schedule_point.hpp"
 #include "detail/thread_records.hpp"
 #include "options.hpp"
 
@@ -69,6 +70,7 @@ class epoch_grace {
       // B: acquire pairs with A (the writer's epoch bump): a reader that sees
       // the new epoch sees every version published before it.
       const std::uint64_t e = epoch_->load(std::memory_order_acquire);
+      HOTSWAP_SCHEDULE_POINT("reader: epoch loaded, not announced");
       // C: the announcement the writer polls (D). Relaxed: ordering against our
       // later loads comes from the barrier below.
       state_.store(e | active, std::memory_order_relaxed);
@@ -76,10 +78,12 @@ class epoch_grace {
         std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the writer's fence after A
       else
         std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler only; pairs with M (membarrier)
+      HOTSWAP_SCHEDULE_POINT("reader: announced");
     }
 
     void unlock() noexcept {
       if (--nesting_ != 0) return;
+      HOTSWAP_SCHEDULE_POINT("reader: leaving");
       // E: release pairs with D: our reads of old versions happen before the
       // writer concludes we left, hence before reclamation.
       state_.store(state_.load(std::memory_order_relaxed) & ~active, std::memory_order_release);
@@ -118,7 +122,9 @@ class epoch_grace {
   void synchronize() {
     // A: pairs with B. Every publish sequenced before this call happens before
     // any section that observes `target`.
+    HOTSWAP_SCHEDULE_POINT("writer: before epoch bump");
     const std::uint64_t target = epoch_.fetch_add(2, std::memory_order_seq_cst) + 2;
+    HOTSWAP_SCHEDULE_POINT("writer: epoch bumped");
     // Pairs with the reader's fence in fence mode (Dekker): either we see its
     // announcement or it sees what was published before A.
     std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -138,6 +144,7 @@ class epoch_grace {
         return barrier_done ? done_after_barrier(*r, target) : done_without_barrier(*r, target);
       });
       if (pending.empty()) return;
+      HOTSWAP_SCHEDULE_POINT("writer: readers pending");
       const auto waited = std::chrono::steady_clock::now() - start;
       if (!barrier_done && waited >= options_.membarrier_after) {
         // M: every reader's lock-time store (C) is now visible, and every

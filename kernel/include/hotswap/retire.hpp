@@ -18,6 +18,7 @@
 #include <thread>
 #include <utility>
 
+#include "detail/schedule_point.hpp"
 #include "options.hpp"
 
 namespace hotswap {
@@ -136,6 +137,7 @@ class reclaimer {
     rounds_started_.fetch_add(1, std::memory_order_acq_rel);  // pairs with the acquire in barrier()
     retired_node* batch = pending_.exchange(nullptr, std::memory_order_acquire);  // pairs with retire()
     if (batch != nullptr) grace_.synchronize();
+    HOTSWAP_SCHEDULE_POINT("reclaimer: grace period over");
     std::uint64_t n = 0;
     while (batch != nullptr) {
       retired_node* next = batch->next;  // read first: reclaim may free or re-retire the node

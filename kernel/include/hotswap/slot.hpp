@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/schedule_point.hpp"
 #include "detail/version_block.hpp"
 #include "domain.hpp"
 #include "options.hpp"
@@ -86,7 +87,9 @@ class slot {
   read_ptr read(reader& r) const noexcept {
     r.lock();
     // Acquire pairs with the release in publish(): the value is fully built.
-    return read_ptr(r, current_.load(std::memory_order_acquire));
+    const block* b = current_.load(std::memory_order_acquire);
+    HOTSWAP_SCHEDULE_POINT("reader: version loaded");
+    return read_ptr(r, b);
   }
   read_ptr read() const { return read(domain_.this_thread()); }
 
@@ -106,6 +109,7 @@ class slot {
   hotswap::pin<T, Domain> pin(reader& r) const {
     read_section<reader> section(r);
     block* b = current_.load(std::memory_order_acquire);  // pairs with publish()
+    HOTSWAP_SCHEDULE_POINT("pin: version loaded");
     const unsigned shard = b->pins.acquire_fresh();
     return hotswap::pin<T, Domain>(domain_, b, shard);
   }

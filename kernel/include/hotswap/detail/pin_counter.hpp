@@ -19,6 +19,8 @@
 #include <memory>
 #include <thread>
 
+#include "schedule_point.hpp"
+
 namespace hotswap::detail {
 
 /// A small per-thread number used to spread pins over shards.
@@ -65,6 +67,7 @@ class pin_counter {
   /// the caller must then hand the version to the reclaimer.
   bool release(unsigned s) noexcept {
     std::uint64_t cur = shards_[s].count.load(std::memory_order_relaxed);
+    HOTSWAP_SCHEDULE_POINT("pin: releasing");
     while ((cur & parked) == 0)
       // Release pairs with the acq_rel exchange in park(): our reads of the
       // version happen before it is destroyed.
@@ -81,6 +84,7 @@ class pin_counter {
     for (std::size_t i = 0; i <= mask_; ++i) {
       // acq_rel: acquire pairs with the release in release(); release publishes
       // `bias` to releases that see the marker.
+      HOTSWAP_SCHEDULE_POINT("reclaimer: parking a shard");
       const std::uint64_t moved = shards_[i].count.exchange(parked, std::memory_order_acq_rel);
       central_.fetch_add(static_cast<std::int64_t>(moved), std::memory_order_relaxed);
     }

@@ -1,0 +1,104 @@
+// Why a plugin was not loaded, swapped or unloaded: one exception type that
+// names the file and the cause, with a code a program can branch on.
+//
+//   try { mods.swap("calc", "/srv/plugins/calc.so", "alice"); }
+//   catch (const hotswap::module_error& e) {
+//     // e.what(): "/srv/plugins/calc.so: startup failed: [2] database unreachable"
+//     // e.code() == hotswap::module_errc::startup_failed; the old version still serves
+//   }
+#pragma once
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+namespace hotswap {
+
+enum class module_errc {
+  // reading the file
+  not_found,
+  permission_denied,
+  not_regular_file,
+  empty_file,
+  io_error,
+  // policy (registry)
+  outside_allowed_dir,
+  insecure_permissions,
+  wrong_owner,
+  hash_not_allowed,
+  principal_not_allowed,
+  // the bytes
+  not_elf,
+  truncated,
+  wrong_elf_class,
+  wrong_machine,
+  not_shared_object,
+  // loading
+  shadow_failed,
+  load_failed,
+  no_descriptor,
+  abi_mismatch,
+  interface_mismatch,
+  bad_descriptor,
+  path_busy,
+  // lifecycle
+  startup_failed,
+  migrate_failed,
+  self_test_failed,
+  // publishing
+  backpressure,
+  conflict,
+  // registry
+  unknown_module,
+  unknown_version,
+};
+
+inline const char* to_string(module_errc c) noexcept {
+  switch (c) {
+    case module_errc::not_found: return "not found";
+    case module_errc::permission_denied: return "permission denied";
+    case module_errc::not_regular_file: return "not a regular file";
+    case module_errc::empty_file: return "empty file";
+    case module_errc::io_error: return "i/o error";
+    case module_errc::outside_allowed_dir: return "outside the allowed directory";
+    case module_errc::insecure_permissions: return "insecure permissions";
+    case module_errc::wrong_owner: return "wrong owner";
+    case module_errc::hash_not_allowed: return "hash not allowed";
+    case module_errc::principal_not_allowed: return "principal not allowed";
+    case module_errc::not_elf: return "not an ELF file";
+    case module_errc::truncated: return "truncated";
+    case module_errc::wrong_elf_class: return "wrong ELF class";
+    case module_errc::wrong_machine: return "wrong machine";
+    case module_errc::not_shared_object: return "not a shared object";
+    case module_errc::shadow_failed: return "shadow copy failed";
+    case module_errc::load_failed: return "dlopen failed";
+    case module_errc::no_descriptor: return "no descriptor";
+    case module_errc::abi_mismatch: return "ABI mismatch";
+    case module_errc::interface_mismatch: return "interface mismatch";
+    case module_errc::bad_descriptor: return "bad descriptor";
+    case module_errc::path_busy: return "path already loaded";
+    case module_errc::startup_failed: return "startup failed";
+    case module_errc::migrate_failed: return "migrate failed";
+    case module_errc::self_test_failed: return "self test failed";
+    case module_errc::backpressure: return "backpressure";
+    case module_errc::conflict: return "conflict";
+    case module_errc::unknown_module: return "unknown module";
+    case module_errc::unknown_version: return "unknown version";
+  }
+  return "unknown error";
+}
+
+class module_error : public std::runtime_error {
+ public:
+  module_error(module_errc code, std::filesystem::path file, const std::string& cause)
+      : std::runtime_error(file.string() + ": " + cause), code_(code), file_(std::move(file)) {}
+
+  module_errc code() const noexcept { return code_; }
+  const std::filesystem::path& file() const noexcept { return file_; }
+
+ private:
+  module_errc code_;
+  std::filesystem::path file_;
+};
+
+}  // namespace hotswap

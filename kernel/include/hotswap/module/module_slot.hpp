@@ -1,0 +1,339 @@
+// A plugin behind a hotswap::slot: swap real code while callers keep calling.
+//
+// A swap prepares the new version completely before anyone can reach it:
+//
+//   read + check the file -> shadow copy -> dlopen -> ABI and interface check
+//   -> startup -> migrate(state of the serving version) -> self_test -> publish
+//
+// A failure at any step publishes nothing: the serving version keeps serving,
+// the half-made version is unloaded on the spot, and the module_error names the
+// file and the cause. After the publish the old version drains (grace period,
+// pins, keepalives) and is then shut down and unloaded on the reclaimer.
+//
+//   hotswap::module_slot<calc_api> calc(dom, loader, "calc", "/srv/plugins/calc.so");
+//   calc.call([](const calc_api& api) { return api.add(1, 2); });   // per call: newest
+//   auto session = calc.pin();  session->add(1, 2);                 // pinned: one version
+//   calc.swap("/srv/plugins/calc.so");                              // new build, no pause
+//
+// Host-side async work (a timer that will call into the plugin) holds a pin;
+// the plugin's own async work holds a keepalive (plugin.h). Either keeps the
+// version loaded; neither blocks a swap.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../domain.hpp"
+#include "../options.hpp"
+#include "../pin.hpp"
+#include "../slot.hpp"
+#include "error.hpp"
+#include "loaded_module.hpp"
+#include "record.hpp"
+
+namespace hotswap {
+
+/// What a successful swap did.
+struct swap_result {
+  std::uint64_t version = 0;   ///< the version now serving
+  std::uint64_t replaced = 0;  ///< the version it replaced (now draining)
+  std::shared_ptr<const version_record> record;
+};
+
+namespace detail {
+
+template <class Domain>
+class pinned_hold final : public self_hold {
+ public:
+  explicit pinned_hold(hotswap::pin<loaded_module, Domain> p) noexcept : pin_(std::move(p)) {}
+  void drop() noexcept override {
+    hotswap::pin<loaded_module, Domain> last = std::move(pin_);  // out of *this before the release
+    last.reset();
+  }
+
+ private:
+  hotswap::pin<loaded_module, Domain> pin_;
+};
+
+}  // namespace detail
+
+/// The untyped module slot: a registry holds these; module_slot<I> adds types.
+template <class Domain = domain>
+class basic_module_slot {
+ public:
+  using slot_type = slot<loaded_module, Domain>;
+  using reader = typename slot_type::reader;
+
+  /// Loads, starts and self-tests `first`, which then serves. Throws module_error.
+  basic_module_slot(Domain& d, std::shared_ptr<const module_loader> loader, std::string name, interface_id iface,
+                    const plugin_file& first, slot_options options = {})
+      : loader_(std::move(loader)),
+        name_(std::move(name)),
+        iface_(std::move(iface)),
+        max_draining_(options.max_draining),
+        slot_(d, std::string(), options, prepare(first, nullptr)) {
+    std::lock_guard lock(mutex_);
+    adopt_serving(slot_.current_version());
+  }
+  basic_module_slot(Domain& d, std::shared_ptr<const module_loader> loader, std::string name, interface_id iface,
+                    const std::filesystem::path& first, slot_options options = {})
+      : basic_module_slot(d, loader, std::move(name), std::move(iface), loader->read(first), options) {}
+
+  basic_module_slot(const basic_module_slot&) = delete;
+  basic_module_slot& operator=(const basic_module_slot&) = delete;
+
+  /// Retires the serving version: it unloads once drained (host: domain.barrier()).
+  ~basic_module_slot() {
+    std::lock_guard lock(mutex_);
+    serving_->retire();  // drops the self pin; the slot's destructor then retires the block
+  }
+
+  // ---- swapping -----------------------------------------------------------
+
+  /// Publishes `next` in place of the serving version, or throws module_error
+  /// and publishes nothing. With `expected`, only if that version still serves.
+  swap_result swap(const plugin_file& next, std::optional<std::uint64_t> expected = {}) {
+    std::lock_guard lock(mutex_);
+    const std::uint64_t serving = serving_->number();
+    if (expected && *expected != serving)
+      throw module_error(module_errc::conflict, next.path,
+                         "conflict: version " + std::to_string(*expected) + " was expected to serve, " +
+                             std::to_string(serving) + " does");
+    refuse_if_full(next.path);
+    loaded_module m = prepare(next, serving_module_);
+    const std::string label = m.descriptor().build_version;
+    auto record = m.shared_record();
+    const publish_result r = slot_.publish(std::move(m), label);
+    if (!r) throw module_error(module_errc::backpressure, next.path, "backpressure: too many versions draining");
+    std::shared_ptr<version_record> old = std::exchange(serving_, nullptr);
+    adopt_serving(r.version);
+    old->retire();  // may start its drain at once
+    prune();
+    return {r.version, serving, std::move(record)};
+  }
+  swap_result swap(const std::filesystem::path& next, std::optional<std::uint64_t> expected = {}) {
+    return swap(loader_->read(next), expected);
+  }
+
+  // ---- calling ------------------------------------------------------------
+
+  /// f(const loaded_module&) inside one read section of the newest version.
+  template <class F>
+  decltype(auto) call(F&& f) const {
+    return slot_.call(std::forward<F>(f));
+  }
+  template <class F>
+  decltype(auto) call(reader& r, F&& f) const {
+    return slot_.call(r, std::forward<F>(f));
+  }
+  /// Keeps the serving version loaded until dropped: sessions, and host-side
+  /// async work that will call into the plugin later.
+  hotswap::pin<loaded_module, Domain> pin() const { return slot_.pin(); }
+  hotswap::pin<loaded_module, Domain> pin(reader& r) const { return slot_.pin(r); }
+
+  // ---- status -------------------------------------------------------------
+
+  std::uint64_t current_version() const {
+    std::lock_guard lock(mutex_);
+    return serving_->number();
+  }
+  const std::string& name() const noexcept { return name_; }
+  const interface_id& interface() const noexcept { return iface_; }
+  const slot_type& slot() const noexcept { return slot_; }
+  const module_loader& loader() const noexcept { return *loader_; }
+
+  /// Every version of this slot not unloaded yet, oldest first, with pins.
+  std::vector<version_report> versions() const {
+    std::vector<version_status> live = slot_.versions();
+    std::lock_guard lock(mutex_);
+    std::vector<version_report> out;
+    for (const auto& rec : records_) {
+      version_report r = rec->report();
+      for (const version_status& s : live)
+        if (s.info.number == r.number) {
+          const std::uint64_t self = rec->holds() > 0 ? 1 : 0;  // the self pin is ours, not a caller's
+          r.pins = s.pins > self ? s.pins - self : 0;
+        }
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  std::shared_ptr<const version_record> record(std::uint64_t version) const {
+    std::lock_guard lock(mutex_);
+    for (const auto& rec : records_)
+      if (rec->number() == version) return rec;
+    return nullptr;
+  }
+
+  /// Marks versions draining past the drain deadline as stuck and reports each
+  /// once (module_event_kind::stuck). Returns the stuck ones.
+  std::vector<version_report> check_drains(const std::string& principal = {}) {
+    std::vector<version_report> stuck;
+    for (const version_report& r : versions()) {
+      if (r.state == version_state::stuck) stuck.push_back(r);
+      if (r.state != version_state::draining) continue;
+      auto rec = std::const_pointer_cast<version_record>(record(r.number));
+      if (!rec || !rec->mark_stuck(loader_->options().drain_deadline)) continue;
+      version_report now = r;
+      now.state = version_state::stuck;
+      stuck.push_back(now);
+      loader_->emit({module_event_kind::stuck, principal, name_, r.id.file, r.number, 0, r.id.build_version, {},
+                     "did not drain within the deadline: " + std::to_string(r.pins) + " pins, " +
+                         std::to_string(r.keepalives) + " keepalives"});
+    }
+    return stuck;
+  }
+
+  /// Waits up to `timeout` for `version` to leave the process. False if it is
+  /// still there (then check_drains() has had its say).
+  bool wait_drained(std::uint64_t version, std::chrono::nanoseconds timeout) {
+    auto rec = record(version);
+    if (!rec) return true;  // pruned: long gone
+    if (rec->wait_gone(timeout)) return true;
+    check_drains();
+    return false;
+  }
+
+ private:
+  loaded_module prepare(const plugin_file& file, const loaded_module* serving) const {
+    loaded_module m = loader_->open(file, iface_, name_);
+    m.start();
+    if (serving != nullptr) m.migrate_from(*serving);
+    m.self_test();
+    return m;
+  }
+
+  void refuse_if_full(const std::filesystem::path& file) const {
+    const std::size_t n = slot_.draining();
+    if (n >= max_draining_)
+      throw module_error(module_errc::backpressure, file,
+                         "backpressure: " + std::to_string(n) + " replaced versions are still draining");
+  }
+
+  // Under mutex_, right after `number` was published: nobody else publishes
+  // on slot_, so the pin we take is on that version.
+  void adopt_serving(std::uint64_t number) {
+    hotswap::pin<loaded_module, Domain> self = slot_.pin();
+    serving_module_ = &self.value();
+    serving_ = self->shared_record();
+    serving_->mark_serving(number);
+    // Set before the serving hold can drop (partner: drop_hold's acq_rel).
+    serving_->set_self_hold(std::make_unique<detail::pinned_hold<Domain>>(std::move(self)));
+    records_.push_back(serving_);
+  }
+
+  void prune() {
+    std::erase_if(records_, [](const std::shared_ptr<version_record>& r) { return r->gone(); });
+  }
+
+  std::shared_ptr<const module_loader> loader_;
+  std::string name_;
+  interface_id iface_;
+  std::size_t max_draining_;
+  mutable std::mutex mutex_;                            // swappers and status pages
+  std::shared_ptr<version_record> serving_;             // guarded by mutex_
+  const loaded_module* serving_module_ = nullptr;       // guarded; alive while serving_ holds its self pin
+  std::vector<std::shared_ptr<version_record>> records_;  // guarded; published, not yet gone
+  slot_type slot_;  // last: destroyed first, after the destructor dropped the self pin
+};
+
+/// A typed pin: one version of a module kept loaded, seen as its interface.
+template <class Interface, class Domain = domain>
+class module_pin {
+ public:
+  module_pin() = default;
+  explicit module_pin(hotswap::pin<loaded_module, Domain> p) noexcept : pin_(std::move(p)) {}
+  explicit operator bool() const noexcept { return static_cast<bool>(pin_); }
+  const Interface& operator*() const noexcept { return pin_->template api<Interface>(); }
+  const Interface* operator->() const noexcept { return &pin_->template api<Interface>(); }
+  void* state() const noexcept { return pin_->state(); }
+  const version_info& version() const noexcept { return pin_.version(); }
+  const loaded_module& module() const noexcept { return *pin_; }
+  void reset() noexcept { pin_.reset(); }
+
+ private:
+  hotswap::pin<loaded_module, Domain> pin_;
+};
+
+namespace detail {
+template <class Interface, class F>
+decltype(auto) invoke_typed(F& f, const loaded_module& m) {
+  if constexpr (std::is_invocable_v<F&, const Interface&, void*>)
+    return f(m.api<Interface>(), m.state());
+  else
+    return f(m.api<Interface>());
+}
+}  // namespace detail
+
+/// A typed, non-owning view of a module slot: what a registry hands out.
+template <class Interface, class Domain = domain>
+class module_ref {
+ public:
+  using reader = typename basic_module_slot<Domain>::reader;
+
+  /// Throws module_error(interface_mismatch) if the slot serves another interface.
+  explicit module_ref(basic_module_slot<Domain>& s) : slot_(&s) {
+    const interface_id want = interface_of<Interface>();
+    if (want.name != s.interface().name || want.version != s.interface().version ||
+        want.table_size > s.interface().table_size)
+      throw module_error(module_errc::interface_mismatch, s.name(),
+                         "interface mismatch: the module serves '" + s.interface().name + "' version " +
+                             std::to_string(s.interface().version) + ", asked for '" + want.name + "' version " +
+                             std::to_string(want.version));
+  }
+
+  /// f(const Interface&) or f(const Interface&, void* state), per call, newest version.
+  template <class F>
+  decltype(auto) call(F&& f) const {
+    return slot_->call([&](const loaded_module& m) -> decltype(auto) { return detail::invoke_typed<Interface>(f, m); });
+  }
+  template <class F>
+  decltype(auto) call(reader& r, F&& f) const {
+    return slot_->call(r, [&](const loaded_module& m) -> decltype(auto) { return detail::invoke_typed<Interface>(f, m); });
+  }
+  module_pin<Interface, Domain> pin() const { return module_pin<Interface, Domain>(slot_->pin()); }
+  basic_module_slot<Domain>& untyped() const noexcept { return *slot_; }
+
+ private:
+  basic_module_slot<Domain>* slot_;
+};
+
+/// An owning, typed module slot.
+template <class Interface, class Domain = domain>
+class module_slot : public basic_module_slot<Domain> {
+  using base = basic_module_slot<Domain>;
+
+ public:
+  using reader = typename base::reader;
+
+  module_slot(Domain& d, std::shared_ptr<const module_loader> loader, std::string name,
+              const std::filesystem::path& first, slot_options options = {})
+      : base(d, std::move(loader), std::move(name), interface_of<Interface>(), first, options) {}
+  module_slot(Domain& d, std::shared_ptr<const module_loader> loader, std::string name, const plugin_file& first,
+              slot_options options = {})
+      : base(d, std::move(loader), std::move(name), interface_of<Interface>(), first, options) {}
+
+  /// f(const Interface&) or f(const Interface&, void* state), per call, newest version.
+  template <class F>
+  decltype(auto) call(F&& f) const {
+    return base::call([&](const loaded_module& m) -> decltype(auto) { return detail::invoke_typed<Interface>(f, m); });
+  }
+  template <class F>
+  decltype(auto) call(reader& r, F&& f) const {
+    return base::call(r, [&](const loaded_module& m) -> decltype(auto) { return detail::invoke_typed<Interface>(f, m); });
+  }
+  module_pin<Interface, Domain> pin() const { return module_pin<Interface, Domain>(base::pin()); }
+  module_pin<Interface, Domain> pin(reader& r) const { return module_pin<Interface, Domain>(base::pin(r)); }
+};
+
+}  // namespace hotswap

@@ -1,0 +1,334 @@
+// Named modules with history, rollback, policies and an audit log.
+//
+// A registry is where swap requests arrive. Each request names who asked (a
+// principal) and is checked before anything is loaded: the principal must be
+// allowed, the file must lie under the allowed directory (no symlink out of
+// it), be owned by us or root, not be writable by group or others, and
+// optionally hash to an allowed SHA-256. Every swap, rollback and refusal is
+// logged with who, what, which versions and the outcome.
+//
+//   hotswap::registry mods(dom, {.loader = {.policy = {.allowed_dir = "/srv/plugins"}, .log = audit}});
+//   mods.add<calc_api>("ops", "calc", "/srv/plugins/calc-1.so");
+//   mods.swap("ops", "calc", "/srv/plugins/calc-2.so");
+//   mods.get<calc_api>("calc").call([](const calc_api& c) { return c.add(1, 2); });
+//   mods.rollback("ops", "calc", 1);        // version 1's bytes, loaded afresh
+//
+// Rollback keeps the bytes. Each history entry holds the plugin's bytes in
+// memory (plugins are small) with their SHA-256. Rolling back loads them into
+// a new shadow copy under a new name and runs the full swap (startup, migrate,
+// self_test) again. Not the old shadow copy: it is deleted at unload so that
+// "unmapped" can be verified and no name is ever reused. Not the original
+// file: it has usually been overwritten by then, which is the point of a
+// rollback. The hash is checked against the allow list again.
+//
+// Policies: per_call sessions call the newest version on every call (slot
+// call); pinned sessions take a pin when opened and keep that version to the
+// end. The flag is per module and can be switched at any time; it applies to
+// sessions opened afterwards.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../domain.hpp"
+#include "error.hpp"
+#include "loaded_module.hpp"
+#include "module_slot.hpp"
+#include "record.hpp"
+
+namespace hotswap {
+
+enum class call_policy { per_call, pinned };
+
+struct registry_options {
+  /// policy.allowed_dir is required.
+  loader_options loader;
+  /// Published versions kept for rollback (their bytes stay in memory).
+  std::size_t history = 8;
+  /// Principals allowed to add, swap and roll back. Empty: anyone who can call us.
+  std::vector<std::string> principals;
+  slot_options slot;
+  call_policy default_policy = call_policy::per_call;
+};
+
+struct registry_counters {
+  std::uint64_t swaps = 0;      ///< published by add or swap
+  std::uint64_t rollbacks = 0;  ///< published by rollback
+  std::uint64_t refusals = 0;   ///< requests that published nothing
+  loader_stats loads;           ///< unloads, quarantines, drain time
+};
+
+/// A caller's view under a module's policy: pinned sessions keep one version.
+template <class Interface, class Domain = domain>
+class module_session {
+ public:
+  module_session(module_ref<Interface, Domain> ref, call_policy p)
+      : ref_(ref), pin_(p == call_policy::pinned ? ref.pin() : module_pin<Interface, Domain>()) {}
+
+  template <class F>
+  decltype(auto) call(F&& f) const {
+    if (pin_) return detail::invoke_typed<Interface>(f, pin_.module());
+    return ref_.call(std::forward<F>(f));
+  }
+  call_policy policy() const noexcept { return pin_ ? call_policy::pinned : call_policy::per_call; }
+  /// The pinned version, or 0 for a per-call session.
+  std::uint64_t pinned_version() const noexcept { return pin_ ? pin_.version().number : 0; }
+
+ private:
+  module_ref<Interface, Domain> ref_;
+  module_pin<Interface, Domain> pin_;
+};
+
+template <class Domain = domain>
+class basic_registry {
+  using module_type = basic_module_slot<Domain>;
+
+ public:
+  basic_registry(Domain& d, registry_options options) : domain_(d), options_(std::move(options)) {
+    if (options_.loader.policy.allowed_dir.empty())
+      throw std::invalid_argument("hotswap::registry: loader.policy.allowed_dir must name the plugin directory");
+    loader_ = std::make_shared<const module_loader>(options_.loader);
+  }
+  basic_registry(const basic_registry&) = delete;
+  basic_registry& operator=(const basic_registry&) = delete;
+
+  /// Retires every module and runs pending unloads. Versions still pinned
+  /// unload when their last pin goes. Not from inside a read section.
+  ~basic_registry() {
+    modules_.clear();
+    domain_.barrier();
+  }
+
+  // ---- requests ---------------------------------------------------------------
+
+  /// Loads the first version of a new module. Throws module_error.
+  std::uint64_t add(std::string_view principal, const std::string& name, const interface_id& iface,
+                    const std::filesystem::path& file) {
+    return audited(principal, name, file, module_event_kind::swapped, {}, [&] {
+      authorize(principal, file);
+      std::lock_guard lock(mutex_);
+      if (modules_.contains(name))
+        throw module_error(module_errc::conflict, file, "conflict: module '" + name + "' already exists");
+      plugin_file f = loader_->read(file);
+      auto e = std::make_unique<entry>();
+      e->policy.store(options_.default_policy, std::memory_order_relaxed);
+      e->slot = std::make_unique<module_type>(domain_, loader_, name, iface, f, options_.slot);
+      const std::uint64_t v = e->slot->current_version();
+      auto record = e->slot->record(v);
+      e->remember(v, std::move(f), record, options_.history);
+      modules_.emplace(name, std::move(e));
+      swaps_.fetch_add(1, std::memory_order_relaxed);
+      return swap_result{v, 0, std::move(record)};
+    }).version;
+  }
+  template <class Interface>
+  std::uint64_t add(std::string_view principal, const std::string& name, const std::filesystem::path& file) {
+    return add(principal, name, interface_of<Interface>(), file);
+  }
+
+  /// Publishes `file` as the next version of `name`, or throws module_error
+  /// and publishes nothing. With `expected`: only if that version still serves.
+  swap_result swap(std::string_view principal, const std::string& name, const std::filesystem::path& file,
+                   std::optional<std::uint64_t> expected = {}) {
+    return audited(principal, name, file, module_event_kind::swapped, {}, [&] {
+      authorize(principal, file);
+      entry* e = find(name, file);
+      plugin_file f = loader_->read(file);
+      swap_result r = e->slot->swap(f, expected);
+      e->remember(r.version, std::move(f), e->slot->record(r.version), options_.history);
+      swaps_.fetch_add(1, std::memory_order_relaxed);
+      return r;
+    });
+  }
+
+  /// Publishes again the bytes of an earlier `version` of `name` (as a new version number).
+  swap_result rollback(std::string_view principal, const std::string& name, std::uint64_t version) {
+    std::optional<plugin_file> f;
+    if (entry* e = find_if_any(name)) f = e->bytes_of(version);
+    const std::filesystem::path file = f ? f->path : std::filesystem::path(name);
+    return audited(principal, name, file, module_event_kind::rolled_back,
+                   " (rollback to version " + std::to_string(version) + ")", [&] {
+                     authorize(principal, file);
+                     entry* e = find(name, file);
+                     if (!f)
+                       throw module_error(module_errc::unknown_version, file,
+                                          "unknown version: " + std::to_string(version) + " is not in the history");
+                     check_allowed_hash(*f, loader_->options().policy);
+                     swap_result r = e->slot->swap(*f);
+                     e->remember(r.version, std::move(*f), e->slot->record(r.version), options_.history);
+                     rollbacks_.fetch_add(1, std::memory_order_relaxed);
+                     return r;
+                   });
+  }
+
+  // ---- callers ----------------------------------------------------------------
+
+  template <class Interface>
+  module_ref<Interface, Domain> get(const std::string& name) {
+    return module_ref<Interface, Domain>(*find(name, name)->slot);
+  }
+  module_type& module(const std::string& name) { return *find(name, name)->slot; }
+
+  void set_policy(const std::string& name, call_policy p) {
+    find(name, name)->policy.store(p, std::memory_order_relaxed);  // a flag: no data published with it
+  }
+  call_policy policy(const std::string& name) { return find(name, name)->policy.load(std::memory_order_relaxed); }
+
+  template <class Interface>
+  module_session<Interface, Domain> open_session(const std::string& name) {
+    entry* e = find(name, name);
+    return module_session<Interface, Domain>(module_ref<Interface, Domain>(*e->slot),
+                                             e->policy.load(std::memory_order_relaxed));
+  }
+
+  // ---- status -----------------------------------------------------------------
+
+  /// History and live versions of `name`, oldest first: serving, draining (with
+  /// pins and keepalives), stuck, unloaded, quarantined.
+  std::vector<version_report> status(const std::string& name) {
+    entry* e = find(name, name);
+    std::vector<version_report> out = e->slot->versions();
+    for (const version_report& r : e->history_reports())
+      if (std::none_of(out.begin(), out.end(), [&](const version_report& o) { return o.number == r.number; }))
+        out.push_back(r);
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
+    return out;
+  }
+
+  /// Reports (once) versions past the drain deadline, for every module.
+  std::vector<version_report> check_drains() {
+    std::vector<version_report> out;
+    for (module_type* m : all())
+      for (auto& r : m->check_drains()) out.push_back(std::move(r));
+    return out;
+  }
+
+  bool wait_drained(const std::string& name, std::uint64_t version, std::chrono::nanoseconds timeout) {
+    return find(name, name)->slot->wait_drained(version, timeout);
+  }
+
+  registry_counters counters() const {
+    return {swaps_.load(std::memory_order_relaxed), rollbacks_.load(std::memory_order_relaxed),
+            refusals_.load(std::memory_order_relaxed), loader_->stats()};
+  }
+
+  std::vector<std::string> names() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& [name, e] : modules_) out.push_back(name);
+    return out;
+  }
+
+  const module_loader& loader() const noexcept { return *loader_; }
+  Domain& get_domain() const noexcept { return domain_; }
+
+ private:
+  struct history_item {
+    std::uint64_t number;
+    plugin_file file;  // bytes kept for rollback
+    std::shared_ptr<const version_record> record;
+  };
+
+  struct entry {
+    std::unique_ptr<module_type> slot;
+    std::atomic<call_policy> policy{call_policy::per_call};
+    mutable std::mutex mutex;           // history
+    std::deque<history_item> history;   // oldest first
+
+    void remember(std::uint64_t n, plugin_file f, std::shared_ptr<const version_record> r, std::size_t keep) {
+      std::lock_guard lock(mutex);
+      history.push_back({n, std::move(f), std::move(r)});
+      while (history.size() > std::max<std::size_t>(keep, 1)) history.pop_front();
+    }
+    std::optional<plugin_file> bytes_of(std::uint64_t n) const {
+      std::lock_guard lock(mutex);
+      for (const auto& h : history)
+        if (h.number == n) return h.file;
+      return std::nullopt;
+    }
+    std::vector<version_report> history_reports() const {
+      std::lock_guard lock(mutex);
+      std::vector<version_report> out;
+      for (const auto& h : history)
+        if (h.record) out.push_back(h.record->report());
+      return out;
+    }
+  };
+
+  entry* find_if_any(const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    auto it = modules_.find(name);
+    return it == modules_.end() ? nullptr : it->second.get();  // entries live as long as the registry
+  }
+  entry* find(const std::string& name, const std::filesystem::path& file) const {
+    if (entry* e = find_if_any(name)) return e;
+    throw module_error(module_errc::unknown_module, file, "unknown module '" + name + "'");
+  }
+
+  std::vector<module_type*> all() {
+    std::lock_guard lock(mutex_);
+    std::vector<module_type*> out;
+    for (auto& [name, e] : modules_) out.push_back(e->slot.get());
+    return out;
+  }
+
+  void authorize(std::string_view principal, const std::filesystem::path& file) const {
+    const auto& allowed = options_.principals;
+    if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), principal) == allowed.end())
+      throw module_error(module_errc::principal_not_allowed, file,
+                         "principal not allowed: '" + std::string(principal) + "' may not change modules");
+  }
+
+  // Runs a request; logs its outcome; counts and rethrows a refusal.
+  template <class Request>
+  swap_result audited(std::string_view principal, const std::string& name, const std::filesystem::path& file,
+                      module_event_kind kind, const std::string& note, Request&& request) {
+    module_event e{kind, std::string(principal), name, file.string(), 0, 0, {}, {}, {}};
+    if (entry* m = find_if_any(name)) {
+      e.from_version = m->slot->current_version();
+      e.from_build = build_of(*m, e.from_version);
+    }
+    try {
+      swap_result r = request();
+      e.to_version = r.version;
+      e.to_build = build_of(*find(name, file), r.version);
+      e.message = "ok" + note;
+      if (r.record) e.message += ": sha256 " + r.record->identity().sha256;
+      loader_->emit(e);
+      return r;
+    } catch (const module_error& err) {
+      refusals_.fetch_add(1, std::memory_order_relaxed);
+      e.kind = module_event_kind::refused;
+      e.message = std::string(err.what()) + note;
+      loader_->emit(e);
+      throw;
+    }
+  }
+
+  static std::string build_of(const entry& m, std::uint64_t version) {
+    auto rec = m.slot->record(version);
+    return rec ? rec->identity().build_version : std::string();
+  }
+
+  Domain& domain_;
+  registry_options options_;
+  std::shared_ptr<const module_loader> loader_;
+  mutable std::mutex mutex_;  // the map (entries are never removed while the registry lives)
+  std::map<std::string, std::unique_ptr<entry>> modules_;
+  std::atomic<std::uint64_t> swaps_{0}, rollbacks_{0}, refusals_{0};
+};
+
+using registry = basic_registry<domain>;
+
+}  // namespace hotswap

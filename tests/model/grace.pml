@@ -1,0 +1,297 @@
+/*
+ * grace.pml -- Promela model of the hotswap grace-period (RCU-style) protocol
+ * under x86-TSO.  See README.md in this directory, and run.sh to check it.
+ *
+ * Configurations (pass to `spin -a` as -D flags):
+ *   (none)                     correct protocol, membarrier mode
+ *   -DFENCE_MODE               correct protocol, fallback mode: readers do a
+ *                              full fence after the lock-time store, the
+ *                              writer never calls membarrier
+ *   -DMUTANT_TRUST_INACTIVE    writer trusts "ACTIVE clear" without membarrier
+ *   -DMUTANT_LOAD_BEFORE_ANNOUNCE  reader loads `current` before it loads the
+ *                              epoch and stores its state
+ *   -DMUTANT_IGNORE_OLD_ACTIVE writer does not wait for readers that show an
+ *                              older epoch with ACTIVE set
+ *   -DFENCE_MODE -DMUTANT_NO_READER_FENCE  fence mode with the reader's
+ *                              fence after the lock-time store left out
+ *   -DMUTANT_WAIT_ANY_ACTIVE   (liveness mutant) writer waits until the ACTIVE
+ *                              bit is clear, whatever the epoch: a stream of
+ *                              readers can then starve it
+ *   -DCHECK_LIVENESS           adds the LTL claim  <> writer_done
+ *                              (check with pan -a -f: weak fairness)
+ *   -DSB_CAP=n                 capacity of each reader's store buffer (3)
+ *   -DMAX_POLLS=n              max writer re-polls before membarrier (1)
+ *
+ * Memory model (x86-TSO):
+ *   - the only location readers write is their own `state[r]`; each such store
+ *     goes into that reader's FIFO store buffer sb[r][] and reaches memory
+ *     later, in order, one entry at a time (process Drain(r));
+ *   - a reader's loads of `epoch` and `current` read memory directly, so they
+ *     can be performed while the reader's earlier store to `state[r]` is still
+ *     buffered (store->load reordering, the one reordering TSO allows);
+ *     load->load order is program order (TSO);
+ *   - readers never load `state[r]` themselves, so store-to-load forwarding
+ *     never matters;
+ *   - the writer only uses locked RMWs (exchange, fetch_add) and loads, so its
+ *     accesses are modelled as sequentially consistent (no writer buffer).
+ *   - membarrier(): every reader's store buffer is drained completely at some
+ *     point during the call (a descheduled reader is equivalent: a context
+ *     switch is a full barrier).
+ */
+
+#define NR       2          /* readers                                        */
+#define NVER     3          /* versions 0,1,2                                 */
+#define ACTIVE   1          /* ACTIVE bit of a state word                     */
+
+#ifndef SB_CAP
+#define SB_CAP   3          /* store-buffer entries per reader                */
+#endif
+#ifndef MAX_POLLS
+#define MAX_POLLS 1         /* writer re-polls before it calls membarrier     */
+#endif
+
+#define EPOCH_OF(s)   ((s) & 254)      /* state & ~ACTIVE                     */
+#define IS_ACTIVE(s)  (((s) & ACTIVE) != 0)
+
+/* ------------------------------------------------------------ shared state */
+byte epoch   = 2;           /* global epoch: 2, 4, 6 (step 2)                 */
+byte current = 0;           /* published version                              */
+bool reclaimed[NVER];       /* reclaimed[v]: version v has been freed         */
+byte state[NR];             /* per-reader state word IN MEMORY: epoch|ACTIVE,
+                               0 = never active                               */
+bool writer_done = false;   /* writer finished both swaps (liveness goal)     */
+
+/* ------------------------------------------ per-reader TSO store buffers   */
+byte sb[NR * SB_CAP];       /* sb[r*SB_CAP + i], i = 0 is the oldest entry    */
+byte sbn[NR];               /* number of buffered entries                     */
+
+/* reader r stores `val` to state[r]: goes into its store buffer.
+   Blocks while the buffer is full (the drain process makes room).           */
+inline buffered_store(r, val) {
+  atomic {
+    sbn[r] < SB_CAP ->
+    sb[r * SB_CAP + sbn[r]] = val;
+    sbn[r]++
+  }
+}
+
+/* the oldest buffered store of reader r reaches memory */
+inline drain_one(r) {
+  state[r] = sb[r * SB_CAP];
+  sb[r * SB_CAP] = sb[r * SB_CAP + 1];
+#if SB_CAP > 2
+  sb[r * SB_CAP + 1] = sb[r * SB_CAP + 2];
+#endif
+#if SB_CAP > 3
+  sb[r * SB_CAP + 2] = sb[r * SB_CAP + 3];
+#endif
+  sb[r * SB_CAP + SB_CAP - 1] = 0;
+  sbn[r]--
+}
+
+/* drain reader r's whole buffer (full fence / membarrier IPI on r's CPU) */
+inline flush(r) {
+  atomic {
+    do
+    :: sbn[r] > 0 -> drain_one(r)
+    :: else -> break
+    od
+  }
+}
+
+/* Drain(r): the hardware, writing r's buffered stores to memory at any time */
+proctype Drain(byte r) {
+end_drain:
+  do
+  :: atomic { sbn[r] > 0 -> drain_one(r) }
+  od
+}
+
+/* ================================================================= reader */
+
+/* lock(): C++ read_lock().  Only the outermost lock touches shared state. */
+inline rd_lock() {
+  if
+  :: nesting == 0 ->
+     e = epoch;                        /* C++: e = epoch.load(acquire)        */
+     buffered_store(me, e | ACTIVE);   /* C++: state.store(e|1) -- plain store,
+                                          sits in the store buffer; in
+                                          membarrier mode only a compiler
+                                          barrier follows                     */
+#if defined(FENCE_MODE) && !defined(MUTANT_NO_READER_FENCE)
+     (sbn[me] == 0);                   /* C++: full fence (seq_cst fence /
+                                          mfence): wait for own buffer to
+                                          drain before any later load         */
+#endif
+     nesting++
+  :: else ->
+     nesting++                         /* nested: counter only                */
+  fi
+}
+
+/* unlock(): C++ read_unlock() */
+inline rd_unlock() {
+  nesting--;
+  if
+  :: nesting == 0 ->
+     buffered_store(me, e);            /* C++: state.store(e, release) --
+                                          inactive, epoch kept; buffered      */
+     e = 0                             /* (dead local, reset for the search)  */
+  :: else -> skip
+  fi
+}
+
+/* LOAD_CURRENT(v): v = current.load(acquire) -- a load from memory.
+   DEREF(v): dereference a version obtained from `current`: it must not have
+   been reclaimed (the safety property).
+   The liveness run abstracts both to `skip` (same steps, no data): v1/v2 never
+   influence control flow, so they cannot matter for <> writer_done, and
+   dropping them shrinks that search about 5x.  Safety is checked in the
+   runs without CHECK_LIVENESS.                                             */
+#ifdef CHECK_LIVENESS
+#define LOAD_CURRENT(v)  skip
+#define DEREF(v)         skip
+#else
+#define LOAD_CURRENT(v)  v = current
+#define DEREF(v)         assert(!reclaimed[v])
+#endif
+
+proctype Reader(byte me) {
+  byte nesting = 0;  /* private nesting counter                             */
+  byte e = 0;        /* epoch announced by the outermost lock               */
+  byte v1, v2;       /* versions loaded from `current`                      */
+
+end_reader:
+  do
+  :: /* ---- one outer read-side critical section ---- */
+#ifdef MUTANT_LOAD_BEFORE_ANNOUNCE
+     LOAD_CURRENT(v1);                 /* MUTANT: load current first ...      */
+     rd_lock();                        /* ... then load epoch, store state    */
+#else
+     rd_lock();                        /* C++: guard g = rcu.read_lock()      */
+     LOAD_CURRENT(v1);                 /* C++: p = current.load(acquire)      */
+#endif
+     DEREF(v1);                        /* C++: use *p                         */
+     if
+     :: /* nested section */
+        rd_lock();                     /* nested read_lock(): nesting 1 -> 2  */
+        LOAD_CURRENT(v2);              /* load current again (may be newer)   */
+        DEREF(v2);
+        rd_unlock();                   /* nesting 2 -> 1, no store            */
+        v2 = 0
+     :: skip
+     fi;
+     DEREF(v1);                        /* use *p a second time                */
+     v1 = 0;
+     rd_unlock()                       /* C++: guard destroyed                */
+  od
+}
+
+/* ================================================================= writer */
+
+/* One poll of reader r's state word after the epoch bump: cleared if it
+   announced the new epoch (active or not).  A single load of memory.       */
+inline poll_new_epoch(r) {
+  if
+  :: pend[r] -> pend[r] = (EPOCH_OF(state[r]) < target)
+  :: else -> skip
+  fi
+}
+
+/* Final wait for pending reader r: a single load that either clears r or
+   (modelling the C++ re-read loop) blocks until r's state word clears it.  */
+inline wait_reader(r) {
+  if
+  :: pend[r] ->
+#if defined(MUTANT_IGNORE_OLD_ACTIVE)
+     /* MUTANT: an old epoch with ACTIVE set is treated as cleared too      */
+     skip;
+#elif defined(MUTANT_WAIT_ANY_ACTIVE)
+     /* MUTANT (liveness): wait until ACTIVE is clear, ignoring the epoch   */
+     (!IS_ACTIVE(state[r]));
+#else
+     /* C++: loop { s = state.load(acquire);
+                    if (!(s & ACTIVE) || (s & ~ACTIVE) >= target) break; }  */
+     (!IS_ACTIVE(state[r]) || EPOCH_OF(state[r]) >= target);
+#endif
+     pend[r] = false
+  :: else -> skip
+  fi
+}
+
+proctype Writer() {
+  byte newv = 1;      /* version being published                            */
+  byte old;           /* version being retired                              */
+  byte target;        /* epoch the grace period waits for                   */
+  bool pend[NR];      /* reader still pending in this grace period          */
+  byte polls;
+
+  do
+  :: newv < NVER ->
+     /* ---- publish: C++ old = current.exchange(new)  (locked insn) ---- */
+     atomic { old = current; current = newv };
+
+     /* ---- synchronize() ---- */
+     /* C++: target = epoch.fetch_add(2) + 2   (locked insn, full barrier) */
+     atomic { epoch = epoch + 2; target = epoch };
+
+     /* C++: first scan, s = state[r].load(acquire) for each reader       */
+     pend[0] = (EPOCH_OF(state[0]) < target);
+     pend[1] = (EPOCH_OF(state[1]) < target);
+
+#ifndef FENCE_MODE
+     /* membarrier mode: optional re-polls (C++ spins a while before the
+        expensive syscall); only the new epoch can clear a reader here    */
+     polls = 0;
+     do
+     :: polls < MAX_POLLS && (pend[0] || pend[1]) ->
+        polls++;
+        poll_new_epoch(0);
+        poll_new_epoch(1)
+     :: break
+     od;
+     polls = 0;
+  #ifndef MUTANT_TRUST_INACTIVE
+     /* C++: if any reader pending: membarrier(PRIVATE_EXPEDITED) -- each
+        reader's buffer is drained at some point during the call (one
+        atomic step per reader; readers may run in between)               */
+     if
+     :: pend[0] || pend[1] ->
+        flush(0);
+        flush(1)
+     :: else -> skip
+     fi;
+  #endif
+     /* MUTANT_TRUST_INACTIVE falls through here without the membarrier   */
+#endif
+     /* after membarrier (or, FENCE_MODE, directly): ACTIVE clear or
+        epoch >= target clears r; ACTIVE with old epoch is waited on      */
+     wait_reader(0);
+     wait_reader(1);
+     target = 0;
+
+     /* ---- reclaim: C++ delete old ---- */
+     reclaimed[old] = true;
+     old = 0;
+     newv++
+  :: else -> break
+  od;
+  writer_done = true
+}
+
+init {
+  atomic {
+    run Drain(0);
+    run Drain(1);
+    run Reader(0);
+    run Reader(1);
+    run Writer()
+  }
+}
+
+#ifdef CHECK_LIVENESS
+/* synchronize() always terminates -- even though readers enter and leave
+   read-side sections forever -- under weak fairness (every continuously
+   enabled process, including the store-buffer drains, eventually moves) */
+ltl writer_terminates { <> writer_done }
+#endif
