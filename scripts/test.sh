@@ -13,6 +13,7 @@ case "$flavour" in
   address) dir=build/asan;    extra=(-DCMAKE_BUILD_TYPE=Debug -DHOTSWAP_SANITIZE=address) ;;
   *) echo "usage: $0 [plain|thread|address]" >&2; exit 2 ;;
 esac
+bash scripts/setup.sh
 jobs=$(nproc)
 cmake -S . -B "$dir" "${extra[@]}" -DHOTSWAP_BUILD_BENCH=OFF >/dev/null
 cmake --build "$dir" -j "$jobs"

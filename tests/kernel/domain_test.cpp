@@ -118,6 +118,20 @@ TYPED_TEST(domain_test, exited_threads_do_not_block_grace_periods) {
   SUCCEED();
 }
 
+TYPED_TEST(domain_test, detach_gives_the_record_back_and_attach_takes_one) {
+  typename TypeParam::domain_type d(TypeParam::options());
+  auto& first = d.attach();
+  d.lock();
+  EXPECT_THROW(d.detach(), std::logic_error);
+  d.unlock();
+  d.detach();
+  // Another thread now gets the freed record instead of a new one.
+  typename TypeParam::domain_type::reader* seen = nullptr;
+  std::thread([&] { seen = &d.attach(); }).join();
+  EXPECT_EQ(seen, &first);
+  d.synchronize();  // neither the detached nor the exited thread blocks it
+}
+
 TYPED_TEST(domain_test, retire_from_many_threads_then_barrier) {
   typename TypeParam::domain_type d(TypeParam::options());
   std::atomic<int> ran{0};

@@ -61,12 +61,12 @@ class cds_urcu_grace {
     cds::Initialize();
     rcu::rcu_implementation::Construct();  // idempotent; the singleton lives until exit
   }
-  ~cds_urcu_grace() { records_->close(); }
 
   reader& this_thread_reader() {
-    return records_->this_thread([](reader&) {});
+    return readers_.this_thread([](reader&) {});
   }
-  reader* this_thread_reader_if_any() noexcept { return records_->this_thread_if_any(); }
+  reader* this_thread_reader_if_any() noexcept { return readers_.this_thread_if_any(); }
+  void detach_this_thread() noexcept { readers_.detach_this_thread(); }
 
   void synchronize() {
     this_thread_reader();  // libcds wants the caller attached
@@ -78,7 +78,7 @@ class cds_urcu_grace {
 
  private:
   std::atomic<std::uint64_t> grace_periods_{0};
-  std::shared_ptr<detail::record_list<reader>> records_ = std::make_shared<detail::record_list<reader>>();
+  detail::thread_readers<reader> readers_;
 };
 
 using cds_urcu_domain = basic_domain<cds_urcu_grace>;

@@ -9,6 +9,8 @@
 //                          BasicLockable, so std::scoped_lock works)
 //   this_thread()          this thread's reader: hold it on hot paths and call
 //                          lock()/unlock() on it to skip the per-call lookup
+//   attach() / detach()    register / unregister the calling thread explicitly
+//                          (otherwise: at first use / at thread exit)
 //   synchronize()          wait until every section older than the call ended
 //   retire(p, deleter)     run deleter(p) after a grace period, on the reclaimer
 //   barrier()              wait until every retire issued so far has run
@@ -45,6 +47,18 @@ class basic_domain {
   ~basic_domain() = default;
 
   reader& this_thread() { return grace_.this_thread_reader(); }
+
+  /// Registers the calling thread now rather than at its first section.
+  reader& attach() { return this_thread(); }
+
+  /// Gives the calling thread's record back before the thread exits (thread
+  /// pools that lend a worker to the domain for a while). A later section
+  /// registers it again. Throws inside a read section.
+  void detach() {
+    if (reader* r = grace_.this_thread_reader_if_any(); r != nullptr && r->nesting() != 0)
+      throw std::logic_error("hotswap: detach() called inside a read section");
+    grace_.detach_this_thread();
+  }
 
   void lock() { this_thread().lock(); }
   void unlock() { this_thread().unlock(); }

@@ -111,12 +111,13 @@ class epoch_grace {
       : options_(opt), fence_on_lock_(choose_fence(opt.grace)) {}
 
   reader& this_thread_reader() {
-    return records_->this_thread([this](reader& r) {
+    return readers_.this_thread([this](reader& r) {
       r.epoch_ = &epoch_;
       r.fence_on_lock_ = fence_on_lock_;
     });
   }
-  reader* this_thread_reader_if_any() noexcept { return records_->this_thread_if_any(); }
+  reader* this_thread_reader_if_any() noexcept { return readers_.this_thread_if_any(); }
+  void detach_this_thread() noexcept { readers_.detach_this_thread(); }
 
   /// Waits until every read section that began before the call has ended.
   void synchronize() {
@@ -131,7 +132,7 @@ class epoch_grace {
     grace_periods_.fetch_add(1, std::memory_order_relaxed);
 
     std::vector<reader*> pending;
-    records_->for_each([&](reader& r) {
+    readers_.for_each([&](reader& r) {
       if (!done_without_barrier(r, target)) pending.push_back(&r);
     });
     if (pending.empty()) return;
@@ -168,8 +169,6 @@ class epoch_grace {
     return {grace_periods_.load(std::memory_order_relaxed), membarriers_.load(std::memory_order_relaxed),
             stalls_.load(std::memory_order_relaxed)};
   }
-
-  ~epoch_grace() { records_->close(); }
 
  private:
   // D: acquire pairs with E (and C via the barrier).
@@ -214,8 +213,7 @@ class epoch_grace {
   domain_options options_;
   bool fence_on_lock_;
   alignas(64) std::atomic<std::uint64_t> epoch_{first_epoch};  // written only by grace periods
-  alignas(64) std::shared_ptr<detail::record_list<reader>> records_ =
-      std::make_shared<detail::record_list<reader>>();
+  alignas(64) detail::thread_readers<reader> readers_;
   std::atomic<std::uint64_t> grace_periods_{0};
   std::atomic<std::uint64_t> membarriers_{0};
   std::atomic<std::uint64_t> stalls_{0};

@@ -36,12 +36,12 @@ class shared_mutex_grace {
   };
 
   explicit shared_mutex_grace(const domain_options&) {}
-  ~shared_mutex_grace() { records_->close(); }
 
   reader& this_thread_reader() {
-    return records_->this_thread([this](reader& r) { r.mutex_ = &mutex_; });
+    return readers_.this_thread([this](reader& r) { r.mutex_ = &mutex_; });
   }
-  reader* this_thread_reader_if_any() noexcept { return records_->this_thread_if_any(); }
+  reader* this_thread_reader_if_any() noexcept { return readers_.this_thread_if_any(); }
+  void detach_this_thread() noexcept { readers_.detach_this_thread(); }
 
   void synchronize() {
     mutex_.lock();  // waits for every shared holder (readers that began earlier)
@@ -54,7 +54,7 @@ class shared_mutex_grace {
  private:
   std::shared_mutex mutex_;
   std::atomic<std::uint64_t> grace_periods_{0};
-  std::shared_ptr<detail::record_list<reader>> records_ = std::make_shared<detail::record_list<reader>>();
+  detail::thread_readers<reader> readers_;
 };
 
 using shared_mutex_domain = basic_domain<shared_mutex_grace>;

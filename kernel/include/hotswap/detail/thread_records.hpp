@@ -47,6 +47,16 @@ class thread_cache {
     return nullptr;
   }
 
+  /// Gives back this thread's record of `key` now (thread pools, detach()).
+  void remove(const void* key) noexcept {
+    std::erase_if(entries_, [&](entry& e) {
+      if (e.key != key) return false;
+      e.release(e.list.get(), e.record);
+      return true;
+    });
+    if (key == hot_key_) hot_key_ = nullptr;
+  }
+
   void* add(entry e) {
     entries_.push_back(std::move(e));
     return remember(entries_.back());
@@ -121,6 +131,9 @@ class record_list : public std::enable_shared_from_this<record_list<Record>> {
     return static_cast<Record*>(this_thread_cache().find(this));
   }
 
+  /// Releases this thread's record, if it has one.
+  void detach_this_thread() noexcept { this_thread_cache().remove(this); }
+
   /// Visits every record ever linked (claimed or free). Lock-free; records
   /// linked after the walk started may be missed (see the grace period).
   template <class F>
@@ -170,6 +183,31 @@ class record_list : public std::enable_shared_from_this<record_list<Record>> {
 
   std::atomic<record_links*> head_{nullptr};
   std::atomic<bool> closed_{false};
+};
+
+/// What a grace policy holds: the domain's records, closed when the policy
+/// goes away so threads drop their cache entries for it.
+template <class Record>
+class thread_readers {
+ public:
+  thread_readers() = default;
+  thread_readers(const thread_readers&) = delete;
+  thread_readers& operator=(const thread_readers&) = delete;
+  ~thread_readers() { list_->close(); }
+
+  template <class Init>
+  Record& this_thread(Init&& init) {
+    return list_->this_thread(std::forward<Init>(init));
+  }
+  Record* this_thread_if_any() noexcept { return list_->this_thread_if_any(); }
+  void detach_this_thread() noexcept { list_->detach_this_thread(); }
+  template <class F>
+  void for_each(F&& f) const {
+    list_->for_each(std::forward<F>(f));
+  }
+
+ private:
+  std::shared_ptr<record_list<Record>> list_ = std::make_shared<record_list<Record>>();
 };
 
 }  // namespace hotswap::detail

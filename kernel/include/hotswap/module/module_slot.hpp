@@ -148,7 +148,7 @@ class basic_module_slot {
   }
   const std::string& name() const noexcept { return name_; }
   const interface_id& interface() const noexcept { return iface_; }
-  const slot_type& slot() const noexcept { return slot_; }
+  const slot_type& kernel_slot() const noexcept { return slot_; }
   const module_loader& loader() const noexcept { return *loader_; }
 
   /// Every version of this slot not unloaded yet, oldest first, with pins.

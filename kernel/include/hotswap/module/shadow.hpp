@@ -65,7 +65,16 @@ class shadow_copy {
   shadow_copy(shadow_copy&& o) noexcept
       : store_(std::exchange(o.store_, nullptr)), load_path_(std::move(o.load_path_)), file_(std::move(o.file_)),
         fd_(std::exchange(o.fd_, -1)) {}
-  shadow_copy& operator=(shadow_copy&&) = delete;
+  shadow_copy& operator=(shadow_copy&& o) noexcept {
+    if (this != &o) {
+      release(true);
+      store_ = std::exchange(o.store_, nullptr);
+      load_path_ = std::move(o.load_path_);
+      file_ = std::move(o.file_);
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
   shadow_copy(const shadow_copy&) = delete;
   ~shadow_copy() { release(true); }
 
