@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config g++ clang
+  build-essential cmake pkg-config g++ clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev   # tests and benchmarks
   libcds-dev liburcu-dev libmimalloc-dev        # policies and baselines
   spin                                          # model checking (tests/model)
