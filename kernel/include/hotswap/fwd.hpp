@@ -31,4 +31,11 @@ struct version_status;         // live version with serving flag and pin count
 struct publish_result;         // status + version number
 enum class publish_status;     // published | backpressure | conflict
 
+// watch.hpp: change detection on a directory (inotify, polling fallback)
+class watcher;                 // debounced, content-hashed change events
+struct watch_options;
+enum class watch_mode;         // automatic | inotify | poll
+struct file_change;            // path, kind, content hash, size, mtime
+enum class change_kind;        // changed | removed
+
 }  // namespace hotswap

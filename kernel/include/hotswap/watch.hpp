@@ -19,10 +19,11 @@
 //     save with the same bytes reports nothing, so reloads follow real changes.
 //
 // inotify says which names to look at; where it is unavailable (a sandbox, a
-// process out of inotify instances, a network file system) or when asked, the
-// watcher lists and stats the directory every poll_interval instead, and it
-// rescans the same way when the kernel's event queue overflowed. Either way
-// the checks and reports are the same (detail/watch_tracker.hpp).
+// process out of inotify instances) or when asked, the watcher lists and
+// stats the directory every poll_interval instead, and it rescans the same
+// way when the kernel's event queue overflowed. Either way the checks and
+// reports are the same (detail/watch_tracker.hpp). Ask for polling on network
+// and FUSE file systems: inotify works there but hears only local writers.
 //
 // Driving it: start() runs it on a thread of its own, which sleeps in
 // epoll_wait(2) until an event, a due check or a stop; or the host calls
@@ -67,8 +68,9 @@ namespace hotswap {
 /// Watches one directory and calls back with each file_change.
 ///
 /// Threads: construct, start(), stop(), poll_once() and destroy from one
-/// owning thread; rescan() and sync() may be called from any thread except
-/// the one running the callback.
+/// owning thread. rescan() is safe from any thread, the callback included;
+/// sync() from any thread but the callback's (without start(): the owner's).
+/// The callback may call rescan() and stop(), which then only asks.
 class watcher {
  public:
   using clock = std::chrono::steady_clock;
@@ -86,6 +88,7 @@ class watcher {
                  [this](const file_change& c) { on_change_(c); },
                  [this](const std::exception& e) { report(e); }) {
     const std::string dir = directory_.string();
+    if (!on_change_) throw std::invalid_argument("hotswap::watcher: no callback for '" + dir + "'");
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) throw_system_error(errno, "cannot watch '" + dir + "'");
     if (!S_ISDIR(st.st_mode)) throw_system_error(ENOTDIR, "cannot watch '" + dir + "'");
@@ -127,9 +130,12 @@ class watcher {
 
   /// Runs the watcher on a thread of its own until stop() or destruction.
   void start() {
-    if (thread_.joinable()) return;
+    if (thread_.joinable()) {
+      if (!stop_.load(std::memory_order_relaxed)) return;  // already running
+      thread_.join();  // it was stopped from its callback; start afresh
+    }
     stop_.store(false, std::memory_order_relaxed);
-    thread_running_.store(true, std::memory_order_release);
+    thread_running_.store(true, std::memory_order_relaxed);
     thread_ = std::thread([this] { run(); });
   }
 
@@ -140,15 +146,21 @@ class watcher {
     wake();
     if (!thread_.joinable() || std::this_thread::get_id() == thread_.get_id()) return;
     thread_.join();
-    thread_running_.store(false, std::memory_order_release);
+    thread_running_.store(false, std::memory_order_relaxed);
   }
 
   /// Drives the watcher by hand (no start()): reads what inotify queued, scans
   /// when polling is due, and reports files that became quiet. Never blocks
   /// for events. Returns when it wants to run again at the latest
-  /// (time_point::max(): only once readable_fd() is readable).
+  /// (time_point::max(): only once readable_fd() is readable); that may
+  /// already be past, so wait with poll_timeout_ms(), which clamps it:
+  ///
+  ///   for (;;) {
+  ///     pollfd fd{w.readable_fd(), POLLIN, 0};
+  ///     ::poll(&fd, 1, hotswap::watcher::poll_timeout_ms(w.poll_once()));
+  ///   }
   clock::time_point poll_once() {
-    if (thread_running_.load(std::memory_order_acquire))
+    if (thread_running_.load(std::memory_order_relaxed))
       throw std::logic_error("hotswap::watcher: poll_once() while its own thread runs");
     if (driver_.load(std::memory_order_relaxed) == std::this_thread::get_id())
       throw std::logic_error("hotswap::watcher: poll_once() from inside the callback");
@@ -157,7 +169,17 @@ class watcher {
       std::atomic<std::thread::id>& driver;
       ~release_driver() { driver.store(std::thread::id{}, std::memory_order_relaxed); }
     } release{driver_};
-    return step(clock::now());
+    return step(clock::now(), nullptr);
+  }
+
+  /// The poll(2)/epoll_wait(2) timeout that ends at `due`: -1 for
+  /// time_point::max(), 0 if it is past, else rounded up to whole ms (late by
+  /// under 1 ms, never early: an early return would spin until `due`).
+  static int poll_timeout_ms(clock::time_point due) noexcept {
+    if (due == clock::time_point::max()) return -1;
+    const auto left = std::max(due - clock::now(), clock::duration::zero());
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+    return static_cast<int>(std::min<std::int64_t>(ms, std::int64_t{24} * 3600 * 1000));
   }
 
   /// Readable when poll_once() has something to do (an inotify event, a
@@ -181,14 +203,14 @@ class watcher {
   bool sync(std::chrono::nanoseconds timeout) {
     if (std::this_thread::get_id() == driver_.load(std::memory_order_relaxed))
       throw std::logic_error("hotswap::watcher: sync() from inside the callback would wait for itself");
-    const auto deadline = clock::now() + timeout;
+    const auto deadline = clock::now() + std::min(timeout, std::chrono::nanoseconds(std::chrono::hours(24 * 365)));
     std::uint64_t ticket = 0;
     {
       std::lock_guard lock(sync_mutex_);
       ticket = ++sync_requested_;
     }
     wake();
-    if (thread_running_.load(std::memory_order_acquire)) {
+    if (thread_running_.load(std::memory_order_relaxed)) {
       std::unique_lock lock(sync_mutex_);
       return sync_cv_.wait_until(lock, deadline, [&] { return sync_completed_ >= ticket; });
     }
@@ -233,27 +255,30 @@ class watcher {
   }
 
   /// Sleeps until readable_fd() is readable or `until`, whichever is first.
-  /// Rounds the timeout up to whole milliseconds: late by <1 ms, never early
-  /// (an early return would spin until the deadline).
   void wait_for_ready(clock::time_point until) const {
-    int timeout_ms = -1;
-    if (until != clock::time_point::max()) {
-      const auto left = until - clock::now();
-      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(std::max(left, clock::duration::zero())).count();
-      timeout_ms = static_cast<int>(std::min<std::int64_t>(ms, 24 * 3600 * 1000));
-    }
     epoll_event ready[2];
-    [[maybe_unused]] const int n = ::epoll_wait(ready_.get(), ready, 2, timeout_ms);  // EINTR: just go round
+    [[maybe_unused]] const int n = ::epoll_wait(ready_.get(), ready, 2, poll_timeout_ms(until));  // EINTR: go round
   }
 
   void run() {
     driver_.store(std::this_thread::get_id(), std::memory_order_relaxed);
-    while (!stop_.load(std::memory_order_relaxed)) wait_for_ready(step(clock::now()));
+    while (!stop_.load(std::memory_order_relaxed)) {
+      clock::time_point next;
+      try {
+        next = step(clock::now(), &stop_);
+      } catch (...) {  // a throwing filter, or out of memory: report, retry later
+        report_current_exception();
+        rescan_requested_.store(true, std::memory_order_relaxed);  // events read may be lost
+        next = clock::now() + options_.poll_interval;
+      }
+      wait_for_ready(next);
+    }
     driver_.store(std::thread::id{}, std::memory_order_relaxed);
   }
 
   /// One round of work; returns when the next round is due at the latest.
-  clock::time_point step(clock::time_point now) {
+  /// Checks (and a long hash) end early once *stop turns true.
+  clock::time_point step(clock::time_point now, const std::atomic<bool>* stop) {
     std::uint64_t drained;  // wake counter, discarded: the flags say why we woke
     [[maybe_unused]] const ssize_t got = ::read(wake_.get(), &drained, sizeof drained);
     std::uint64_t sync_ticket = 0;
@@ -273,7 +298,7 @@ class watcher {
     // read from inotify's queue or seen by the scan above.
     sync_scanned_ = sync_ticket;
 
-    tracker_.check_due(now, &stop_);
+    tracker_.check_due(now, stop);
 
     if (tracker_.idle() && sync_ticket > 0) {
       std::lock_guard lock(sync_mutex_);
@@ -326,11 +351,24 @@ class watcher {
     return overflowed || lost;
   }
 
-  void report(const std::exception& e) const {
-    if (options_.on_error) {
-      options_.on_error(e);
-    } else {
-      std::fprintf(stderr, "%s\n", e.what());
+  void report(const std::exception& e) const noexcept {
+    try {
+      if (options_.on_error) {
+        options_.on_error(e);
+      } else {
+        std::fprintf(stderr, "%s\n", e.what());
+      }
+    } catch (...) {  // an error handler that throws has nowhere to report to
+    }
+  }
+
+  void report_current_exception() const noexcept {
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      report(e);
+    } catch (...) {
+      report(std::runtime_error("hotswap::watcher: a non-standard exception on the watcher thread"));
     }
   }
 
@@ -346,6 +384,9 @@ class watcher {
   std::error_code inotify_error_;
   std::atomic<watch_mode> mode_{watch_mode::poll};
 
+  // Flags only: none of them publishes other data, so all are relaxed. What
+  // they ask for is ordered by the eventfd write that follows each store and
+  // the read that precedes each load (syscalls), and sync's result by sync_mutex_.
   std::atomic<bool> stop_{false};
   std::atomic<bool> rescan_requested_{false};
   std::atomic<bool> thread_running_{false};

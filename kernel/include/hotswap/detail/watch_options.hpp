@@ -20,9 +20,9 @@ enum class watch_mode {
   automatic,
   /// inotify only: constructing the watcher throws if it is unavailable.
   inotify,
-  /// List and stat the directory every poll_interval. For file systems that
-  /// do not deliver inotify events (NFS, FUSE, some container mounts) and for
-  /// processes out of inotify instances or watches.
+  /// List and stat the directory every poll_interval. For file systems whose
+  /// inotify events miss writers elsewhere (NFS, SMB, FUSE, some container
+  /// mounts) and for processes out of inotify instances or watches.
   poll,
 };
 
@@ -42,7 +42,8 @@ struct file_change {
 };
 
 /// Which names in the directory are watched. Gets the name only (no
-/// directory); an empty filter accepts every regular file.
+/// directory); an empty filter accepts every regular file. A filter that
+/// throws is reported through on_error and rejects the name.
 using file_filter = std::function<bool(std::string_view name)>;
 
 /// Accepts names ending in `suffix`, e.g. ".so".

@@ -92,7 +92,18 @@ class change_tracker {
         report_(std::move(report)),
         read_buffer_(std::make_unique<std::byte[]>(read_buffer_size)) {}
 
-  bool accepts(std::string_view name) const { return !filter_ || filter_(name); }
+  /// The filter's verdict; a filter that throws is reported and rejects.
+  bool accepts(std::string_view name) {
+    if (!filter_) return true;
+    try {
+      return filter_(name);
+    } catch (const std::exception& e) {
+      report(e);
+    } catch (...) {
+      report(std::runtime_error("hotswap::watcher: the filter threw a non-standard exception"));
+    }
+    return false;
+  }
 
   /// Learns what the directory holds now. With report_existing, every file is
   /// hinted instead, so it is reported once quiet. Throws if the directory
@@ -116,7 +127,7 @@ class change_tracker {
   /// it now would read it half-written).
   void hint_created(const std::string& name, clock::time_point now) {
     struct stat st {};
-    if (::fstatat(AT_FDCWD, path_of(name).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
+    if (::lstat(path_of(name).c_str(), &st) != 0) return;
     if (S_ISLNK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_nlink > 1)) hint(name, now);
   }
 
@@ -133,11 +144,13 @@ class change_tracker {
         return;
       }
       auto k = known_.find(name);
-      if (k == known_.end() || k->second.stamp != stamp || k->second.racy) hint(name, stamp, now);
+      if (k == known_.end() || k->second.stamp != stamp || k->second.racy || unreadable_.contains(name))
+        hint(name, stamp, now);
     });
     const int error = ec.value();
     if (ec && error != ENOENT) {
-      if (error != last_scan_error_) report(std::system_error(ec, "hotswap::watcher: cannot list '" + directory_ + "'"));
+      if (error != last_scan_error_)
+        report(std::system_error(ec, "hotswap::watcher: cannot list '" + directory_ + "'"));
       last_scan_error_ = error;
       return;  // unreadable is not empty: report nothing as removed
     }
@@ -187,7 +200,9 @@ class change_tracker {
   std::string path_of(std::string_view name) const {
     std::string path;
     path.reserve(directory_.size() + 1 + name.size());
-    path.append(directory_).append("/").append(name);
+    path.append(directory_);
+    if (path.empty() || path.back() != '/') path.push_back('/');
+    path.append(name);
     return path;
   }
 
@@ -219,9 +234,10 @@ class change_tracker {
 
   /// Records a file's current content without reporting it.
   void learn(const std::string& name) {
-    unique_fd fd(::open(path_of(name).c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    if (!fd && errno != ENOENT) {
-      report(std::system_error(errno, std::system_category(), "hotswap::watcher: cannot read '" + path_of(name) + "'"));
+    const std::string path = path_of(name);
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (const int error = errno; !fd && error != ENOENT) {
+      cannot_read(name, path, {error, std::system_category()});
       return;
     }
     struct stat st {};
@@ -229,7 +245,7 @@ class change_tracker {
     const auto read_start = wall_clock_now();
     content_digest digest;
     if (std::error_code ec = digest_fd(fd.get(), {read_buffer_.get(), read_buffer_size}, nullptr, digest)) {
-      report(std::system_error(ec, "hotswap::watcher: cannot read '" + path_of(name) + "'"));
+      cannot_read(name, path, ec);
       return;
     }
     const file_stamp stamp = file_stamp::of(st);
@@ -242,14 +258,15 @@ class change_tracker {
     const std::string path = path_of(name);
     // O_NONBLOCK: a FIFO renamed over the name must not block the watcher.
     unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    const int open_error = fd ? 0 : errno;
     struct stat before {};
     if (!fd || ::fstat(fd.get(), &before) != 0 || !S_ISREG(before.st_mode)) {
-      const int error = fd ? 0 : errno;
+      const int error = open_error;
       pending_.erase(p);
       if (error == 0 || error == ENOENT || error == ENOTDIR) {
         forget(name, path);
       } else {
-        report(std::system_error(error, std::system_category(), "hotswap::watcher: cannot read '" + path + "'"));
+        cannot_read(name, path, {error, std::system_category()});
       }
       return;
     }
@@ -263,7 +280,7 @@ class change_tracker {
     if (std::error_code ec = digest_fd(fd.get(), {read_buffer_.get(), read_buffer_size}, stop, digest)) {
       if (ec == std::errc::operation_canceled) return;  // stopping; stays pending
       pending_.erase(p);
-      report(std::system_error(ec, "hotswap::watcher: cannot read '" + path + "'"));
+      cannot_read(name, path, ec);
       return;
     }
     struct stat after {};
@@ -272,14 +289,27 @@ class change_tracker {
       return;
     }
     pending_.erase(p);
+    unreadable_.erase(name);
     auto [known, first_sight] = known_.try_emplace(name);
-    const bool same_content = !first_sight && known->second.hash == digest.hash && known->second.stamp.size == digest.size;
+    const bool same_content =
+        !first_sight && known->second.hash == digest.hash && known->second.stamp.size == digest.size;
     known->second = {stamp, digest.hash, is_racy(stamp, read_start)};
     if (same_content) return;
     deliver(file_change{path, change_kind::changed, digest.hash, digest.size, mtime_of(stamp)});
   }
 
+  /// Reports a file that cannot be read (EACCES, EIO) once, not at every
+  /// scan; scans keep retrying it (an open that fails costs little), so it is
+  /// read as soon as it can be, whatever its timestamps say.
+  void cannot_read(const std::string& name, const std::string& path, std::error_code ec) {
+    auto [u, added] = unreadable_.try_emplace(name, ec);
+    if (!added && u->second == ec) return;
+    u->second = ec;
+    report(std::system_error(ec, "hotswap::watcher: cannot read '" + path + "'"));
+  }
+
   void forget(const std::string& name, const std::string& path) {
+    unreadable_.erase(name);
     auto k = known_.find(name);
     if (k == known_.end()) return;
     const known_file last = k->second;
@@ -325,6 +355,7 @@ class change_tracker {
   std::unique_ptr<std::byte[]> read_buffer_;
   std::map<std::string, known_file, std::less<>> known_;     ///< last reported content per name
   std::map<std::string, pending_check, std::less<>> pending_;  ///< hinted names waiting to be quiet
+  std::map<std::string, std::error_code, std::less<>> unreadable_;  ///< read failures already reported
   int last_scan_error_ = 0;
 };
 
