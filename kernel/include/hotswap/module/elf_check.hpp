@@ -24,12 +24,6 @@
 
 namespace hotswap {
 
-/// A problem found in the bytes: the code and a cause without the file name.
-struct elf_problem {
-  module_errc code;
-  std::string cause;
-};
-
 namespace detail {
 
 constexpr unsigned char host_elf_class = sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32;
@@ -65,37 +59,37 @@ inline std::optional<std::uint64_t> table_end(std::uint64_t offset, std::uint64_
 }  // namespace detail
 
 /// nullopt if `image` looks like a complete shared object for this host.
-inline std::optional<elf_problem> check_elf(std::span<const std::byte> image) {
+inline std::optional<load_problem> check_elf(std::span<const std::byte> image) {
   using ehdr = ElfW(Ehdr);
   using phdr = ElfW(Phdr);
   using shdr = ElfW(Shdr);
   const std::uint64_t size = image.size();
-  if (size == 0) return elf_problem{module_errc::empty_file, "empty file (0 bytes)"};
+  if (size == 0) return load_problem{module_errc::empty_file, "empty file (0 bytes)"};
   if (size < SELFMAG || std::memcmp(image.data(), ELFMAG, SELFMAG) != 0)
-    return elf_problem{module_errc::not_elf, "not an ELF file (bad magic)"};
-  if (size < EI_NIDENT) return elf_problem{module_errc::truncated, "truncated ELF identification"};
+    return load_problem{module_errc::not_elf, "not an ELF file (bad magic)"};
+  if (size < EI_NIDENT) return load_problem{module_errc::truncated, "truncated ELF identification"};
   const auto* ident = reinterpret_cast<const unsigned char*>(image.data());
   if (ident[EI_CLASS] != detail::host_elf_class)
-    return elf_problem{module_errc::wrong_elf_class, "wrong ELF class " + std::to_string(ident[EI_CLASS]) +
+    return load_problem{module_errc::wrong_elf_class, "wrong ELF class " + std::to_string(ident[EI_CLASS]) +
                                                           " (host is " + std::to_string(detail::host_elf_class) + ")"};
-  if (ident[EI_DATA] != detail::host_elf_data) return elf_problem{module_errc::wrong_elf_class, "wrong ELF byte order"};
+  if (ident[EI_DATA] != detail::host_elf_data) return load_problem{module_errc::wrong_elf_class, "wrong ELF byte order"};
   if (size < sizeof(ehdr))
-    return elf_problem{module_errc::truncated, "truncated: " + std::to_string(size) + " bytes, less than an ELF header"};
+    return load_problem{module_errc::truncated, "truncated: " + std::to_string(size) + " bytes, less than an ELF header"};
 
   ehdr h;
   std::memcpy(&h, image.data(), sizeof h);  // the buffer may be unaligned
   if (h.e_machine != detail::host_elf_machine())
-    return elf_problem{module_errc::wrong_machine, "wrong machine " + std::to_string(h.e_machine) + " (host is " +
+    return load_problem{module_errc::wrong_machine, "wrong machine " + std::to_string(h.e_machine) + " (host is " +
                                                        std::to_string(detail::host_elf_machine()) + ")"};
   if (h.e_type != ET_DYN)
-    return elf_problem{module_errc::not_shared_object, "not a shared object (e_type " + std::to_string(h.e_type) + ")"};
-  if (h.e_phnum == 0) return elf_problem{module_errc::not_shared_object, "no program headers"};
+    return load_problem{module_errc::not_shared_object, "not a shared object (e_type " + std::to_string(h.e_type) + ")"};
+  if (h.e_phnum == 0) return load_problem{module_errc::not_shared_object, "no program headers"};
   if (h.e_phentsize != sizeof(phdr) || (h.e_shnum != 0 && h.e_shentsize != sizeof(shdr)))
-    return elf_problem{module_errc::not_elf, "unexpected ELF header table entry sizes"};
+    return load_problem{module_errc::not_elf, "unexpected ELF header table entry sizes"};
 
-  auto past_end = [&](std::optional<std::uint64_t> end, const char* what) -> std::optional<elf_problem> {
+  auto past_end = [&](std::optional<std::uint64_t> end, const char* what) -> std::optional<load_problem> {
     if (end && *end <= size) return std::nullopt;
-    return elf_problem{module_errc::truncated, std::string("truncated: ") + what + " ends past the file's " +
+    return load_problem{module_errc::truncated, std::string("truncated: ") + what + " ends past the file's " +
                                                    std::to_string(size) + " bytes (partial copy?)"};
   };
   if (auto p = past_end(detail::table_end(h.e_phoff, h.e_phnum, sizeof(phdr)), "program header table")) return p;

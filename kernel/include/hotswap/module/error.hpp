@@ -53,6 +53,13 @@ enum class module_errc {
   unknown_version,
 };
 
+/// A refusal found before anything of the plugin ran: the code and a cause
+/// without the file name (the caller adds it when it throws module_error).
+struct load_problem {
+  module_errc code;
+  std::string cause;
+};
+
 inline const char* to_string(module_errc c) noexcept {
   switch (c) {
     case module_errc::not_found: return "not found";

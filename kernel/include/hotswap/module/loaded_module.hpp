@@ -28,10 +28,12 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 
+#include "descriptor_check.hpp"
 #include "elf_check.hpp"
 #include "error.hpp"
 #include "plugin.h"
@@ -43,12 +45,6 @@ namespace hotswap {
 
 /// The interface a host expects: name and version must match the plugin's,
 /// and the plugin's table must be at least `table_size` bytes.
-struct interface_id {
-  std::string name;
-  std::uint32_t version = 0;
-  std::size_t table_size = 0;
-};
-
 template <class Interface>
 interface_id interface_of() {
   return {interface_traits<Interface>::name, interface_traits<Interface>::version, sizeof(Interface)};
@@ -75,6 +71,16 @@ struct loader_stats {
 
 namespace detail {
 
+/// Held around dlopen and around dlclose + the NOLOAD probe. glibc already
+/// serialises them on its own lock; ours makes that order visible to
+/// ThreadSanitizer, which sees neither ld.so's lock nor its munmap/mmap, and
+/// would otherwise report a new library's statics as racing with those of the
+/// unloaded library that had the same addresses.
+inline std::mutex& dl_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 struct loader_context {
   explicit loader_context(loader_options o) : options(std::move(o)), store(options.shadow) {}
   void emit(const module_event& e) const {
@@ -86,17 +92,27 @@ struct loader_context {
 
   const loader_options options;
   shadow_store store;
+  // Statistics only (relaxed everywhere): they order nothing.
   std::atomic<std::uint64_t> loaded{0}, unloaded{0}, quarantined{0}, drain_ns_total{0}, drain_ns_max{0};
+};
+
+/// What a plugin's hotswap_host_api points at. Separate from the image so
+/// that a version quarantined with keepalives still out can keep it forever.
+struct host_link {
+  hotswap_host_api api{};
+  std::shared_ptr<loader_context> ctx;
+  std::shared_ptr<version_record> record;
 };
 
 class module_image {
  public:
   module_image(std::shared_ptr<loader_context> ctx, const plugin_file& file, std::string module)
-      : ctx_(std::move(ctx)), file_(file.path) {
+      : ctx_(std::move(ctx)), file_(file.path), link_(std::make_unique<host_link>()) {
     id_.module = std::move(module);
     id_.file = file.path.string();
     id_.sha256 = file.sha256;
-    host_ = {sizeof(hotswap_host_api), this, &host_keepalive_acquire, &host_keepalive_release, &host_log};
+    link_->api = {sizeof(hotswap_host_api), link_.get(), &host_keepalive_acquire, &host_keepalive_release, &host_log};
+    link_->ctx = ctx_;
   }
   module_image(const module_image&) = delete;
   module_image& operator=(const module_image&) = delete;
@@ -110,42 +126,30 @@ class module_image {
     copy_ = ctx_->store.place(file);
     id_.load_path = copy_.load_path();
     ctx_->step("dlopen", file.path);
-    handle_ = ::dlopen(copy_.load_path().c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle_ == nullptr) fail(module_errc::load_failed, std::string("dlopen failed: ") + last_dl_error());
-    ctx_->loaded.fetch_add(1, std::memory_order_relaxed);
+    {
+      std::lock_guard lock(dl_mutex());
+      handle_ = ::dlopen(copy_.load_path().c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (handle_ == nullptr) fail(module_errc::load_failed, std::string("dlopen failed: ") + last_dl_error());
+    }
+    ctx_->loaded.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner, publishes nothing
     void* entry = ::dlsym(handle_, HOTSWAP_PLUGIN_ENTRY_SYMBOL);
     if (entry == nullptr)
       fail(module_errc::no_descriptor, "no descriptor: the plugin does not export " HOTSWAP_PLUGIN_ENTRY_SYMBOL "()");
     desc_ = reinterpret_cast<hotswap_plugin_entry_fn>(entry)();
-    if (desc_ == nullptr) fail(module_errc::bad_descriptor, "bad descriptor: " HOTSWAP_PLUGIN_ENTRY_SYMBOL "() returned null");
-    if (desc_->abi_version != HOTSWAP_PLUGIN_ABI_VERSION)
-      fail(module_errc::abi_mismatch, "ABI mismatch: the plugin has ABI version " + std::to_string(desc_->abi_version) +
-                                          ", the host expects " + std::to_string(HOTSWAP_PLUGIN_ABI_VERSION));
-    if (desc_->descriptor_size < sizeof(hotswap_plugin_descriptor) || desc_->interface_name == nullptr ||
-        desc_->module_name == nullptr || desc_->build_version == nullptr || desc_->table == nullptr ||
-        desc_->startup == nullptr || desc_->shutdown == nullptr)
-      fail(module_errc::bad_descriptor, "bad descriptor: a required field is missing");
-    if (expected.name != desc_->interface_name || expected.version != desc_->interface_version)
-      fail(module_errc::interface_mismatch, "interface mismatch: the plugin implements '" +
-                                                std::string(desc_->interface_name) + "' version " +
-                                                std::to_string(desc_->interface_version) + ", the host expects '" +
-                                                expected.name + "' version " + std::to_string(expected.version));
-    if (desc_->table_size < expected.table_size)
-      fail(module_errc::interface_mismatch, "interface mismatch: the plugin's table has " +
-                                                std::to_string(desc_->table_size) + " bytes, the host needs " +
-                                                std::to_string(expected.table_size));
+    if (auto problem = check_descriptor(desc_, expected)) fail(problem->code, problem->cause);
     id_.module_name = desc_->module_name;
     id_.build_version = desc_->build_version;
     id_.interface_version = desc_->interface_version;
     if (id_.module.empty()) id_.module = id_.module_name;
     record_ = std::make_shared<version_record>(id_);
+    link_->record = record_;
   }
 
   void start() {
     ctx_->step("startup", file_);
     void* state = nullptr;
     hook(module_errc::startup_failed, "startup failed", [&](hotswap_plugin_error* e) {
-      return desc_->startup(&host_, &state, e);
+      return desc_->startup(&link_->api, &state, e);
     });
     state_ = state;
     started_ = true;
@@ -218,7 +222,9 @@ class module_image {
       if (stuck) {
         mapped = true;  // work in flight may still run its code: never dlclose it
         why = "keepalives still held after shutdown; left loaded";
+        static_cast<void>(link_.release());  // that work may still call the host API: keep it valid for good
       } else {
+        std::lock_guard lock(dl_mutex());
         if (::dlclose(handle_) != 0) why = "dlclose failed: " + last_dl_error() + "; ";
         // Probe by the same name: a handle back means the code is still mapped.
         if (void* again = ::dlopen(copy_.load_path().c_str(), RTLD_NOLOAD | RTLD_LAZY); again != nullptr) {
@@ -230,8 +236,10 @@ class module_image {
     }
     copy_.release(!mapped);
     if (!record_) return;
-    const auto drained = record_->mark_gone(mapped);
-    const std::uint64_t ns = static_cast<std::uint64_t>(drained.count());
+    // Counted and logged before mark_gone wakes wait_gone(): whoever saw the
+    // version gone also sees its event.
+    const std::uint64_t ns = static_cast<std::uint64_t>(record_->drain_time_so_far().count());
+    // Statistics below: relaxed, no partner; nothing is published through them.
     ctx_->drain_ns_total.fetch_add(ns, std::memory_order_relaxed);
     std::uint64_t max = ctx_->drain_ns_max.load(std::memory_order_relaxed);
     while (max < ns && !ctx_->drain_ns_max.compare_exchange_weak(max, ns, std::memory_order_relaxed)) {
@@ -244,20 +252,22 @@ class module_image {
       ctx_->emit(e);
     } catch (...) {  // a log sink's failure must not stop unloading
     }
+    record_->mark_gone(mapped);
   }
 
-  // hotswap_host_api, context = this image. Valid from startup to shutdown.
-  static int host_keepalive_acquire(void* self) { return static_cast<module_image*>(self)->record_->try_hold() ? 1 : 0; }
-  static void host_keepalive_release(void* self) {
-    version_record* r = static_cast<module_image*>(self)->record_.get();
-    r->drop_hold();  // may unload us: nothing after it
+  // hotswap_host_api, context = the host_link. Valid from startup until
+  // shutdown returns (for good if the version is quarantined with keepalives out).
+  static int host_keepalive_acquire(void* link) { return static_cast<host_link*>(link)->record->try_hold() ? 1 : 0; }
+  static void host_keepalive_release(void* link) {
+    static_cast<host_link*>(link)->record->drop_hold();  // may unload the version: nothing after it
   }
-  static void host_log(void* self, int level, const char* message) {
-    const auto* img = static_cast<module_image*>(self);
-    module_event e{module_event_kind::plugin_log, {}, img->id_.module, img->id_.file, img->record_->number(), 0,
-                   img->id_.build_version, {}, "[" + std::to_string(level) + "] " + (message ? message : "")};
+  static void host_log(void* link, int level, const char* message) {
+    const auto* l = static_cast<host_link*>(link);
+    const version_identity& id = l->record->identity();
+    module_event e{module_event_kind::plugin_log, {}, id.module, id.file, l->record->number(), 0, id.build_version,
+                   {}, "[" + std::to_string(level) + "] " + (message ? message : "")};
     try {
-      img->ctx_->emit(e);
+      l->ctx->emit(e);
     } catch (...) {
     }
   }
@@ -270,7 +280,7 @@ class module_image {
   const hotswap_plugin_descriptor* desc_ = nullptr;
   void* state_ = nullptr;
   bool started_ = false;
-  hotswap_host_api host_{};
+  std::unique_ptr<host_link> link_;
   std::shared_ptr<version_record> record_;
 };
 
@@ -337,6 +347,7 @@ class module_loader {
   void emit(const module_event& e) const { ctx_->emit(e); }
 
   loader_stats stats() const noexcept {
+    // Relaxed: statistics, read as a snapshot; no partner.
     return {ctx_->loaded.load(std::memory_order_relaxed), ctx_->unloaded.load(std::memory_order_relaxed),
             ctx_->quarantined.load(std::memory_order_relaxed), ctx_->drain_ns_total.load(std::memory_order_relaxed),
             ctx_->drain_ns_max.load(std::memory_order_relaxed)};

@@ -5,6 +5,7 @@
 //   source.hpp       read a plugin file once, under a policy (directory, owner, mode, hash)
 //   sha256.hpp       the hash behind shadow names, the allow list and the audit log
 //   elf_check.hpp    refuse non-ELF, truncated, foreign or half-written files before dlopen
+//   descriptor_check.hpp  refuse a descriptor of the wrong ABI, interface or shape
 //   shadow.hpp       private copies (file, memfd, or in place) with never-reused names
 //   record.hpp       a version's status, keepalives and the audit-log event type
 //   loaded_module.hpp  one loaded version: dlopen, checks, lifecycle, verified unload
@@ -24,6 +25,7 @@
 // are reported and quarantined, and each swap then costs address space.
 #pragma once
 
+#include "descriptor_check.hpp"
 #include "elf_check.hpp"
 #include "error.hpp"
 #include "loaded_module.hpp"

@@ -76,14 +76,7 @@ class basic_module_slot {
   /// Loads, starts and self-tests `first`, which then serves. Throws module_error.
   basic_module_slot(Domain& d, std::shared_ptr<const module_loader> loader, std::string name, interface_id iface,
                     const plugin_file& first, slot_options options = {})
-      : loader_(std::move(loader)),
-        name_(std::move(name)),
-        iface_(std::move(iface)),
-        max_draining_(options.max_draining),
-        slot_(d, std::string(), options, prepare(first, nullptr)) {
-    std::lock_guard lock(mutex_);
-    adopt_serving(slot_.current_version());
-  }
+      : basic_module_slot(d, loader, name, iface, prepare(*loader, iface, name, first, nullptr), options) {}
   basic_module_slot(Domain& d, std::shared_ptr<const module_loader> loader, std::string name, interface_id iface,
                     const std::filesystem::path& first, slot_options options = {})
       : basic_module_slot(d, loader, std::move(name), std::move(iface), loader->read(first), options) {}
@@ -109,7 +102,7 @@ class basic_module_slot {
                          "conflict: version " + std::to_string(*expected) + " was expected to serve, " +
                              std::to_string(serving) + " does");
     refuse_if_full(next.path);
-    loaded_module m = prepare(next, serving_module_);
+    loaded_module m = prepare(*loader_, iface_, name_, next, serving_module_);
     const std::string label = m.descriptor().build_version;
     auto record = m.shared_record();
     const publish_result r = slot_.publish(std::move(m), label);
@@ -151,13 +144,14 @@ class basic_module_slot {
   const slot_type& kernel_slot() const noexcept { return slot_; }
   const module_loader& loader() const noexcept { return *loader_; }
 
-  /// Every version of this slot not unloaded yet, oldest first, with pins.
+  /// Every version of this slot still in the process, oldest first, with pins.
   std::vector<version_report> versions() const {
     std::vector<version_status> live = slot_.versions();
     std::lock_guard lock(mutex_);
     std::vector<version_report> out;
     for (const auto& rec : records_) {
       version_report r = rec->report();
+      if (r.state == version_state::unloaded || r.state == version_state::quarantined) continue;
       for (const version_status& s : live)
         if (s.info.number == r.number) {
           const std::uint64_t self = rec->holds() > 0 ? 1 : 0;  // the self pin is ours, not a caller's
@@ -205,8 +199,20 @@ class basic_module_slot {
   }
 
  private:
-  loaded_module prepare(const plugin_file& file, const loaded_module* serving) const {
-    loaded_module m = loader_->open(file, iface_, name_);
+  basic_module_slot(Domain& d, std::shared_ptr<const module_loader> loader, std::string name, interface_id iface,
+                    loaded_module&& first, slot_options options)
+      : loader_(std::move(loader)),
+        name_(std::move(name)),
+        iface_(std::move(iface)),
+        max_draining_(options.max_draining),
+        slot_(d, first.descriptor().build_version, options, std::move(first)) {
+    std::lock_guard lock(mutex_);
+    adopt_serving(slot_.current_version());
+  }
+
+  static loaded_module prepare(const module_loader& loader, const interface_id& iface, const std::string& name,
+                               const plugin_file& file, const loaded_module* serving) {
+    loaded_module m = loader.open(file, iface, name);
     m.start();
     if (serving != nullptr) m.migrate_from(*serving);
     m.self_test();

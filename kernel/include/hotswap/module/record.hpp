@@ -104,8 +104,9 @@ struct module_event {
   std::string message;  ///< outcome or cause
 };
 
-/// Called from swapping threads and from the domain's reclaimer: must be
-/// thread-safe and must not enter the domain or wait for a swap.
+/// Called from swapping threads (some while the slot's swap lock is held) and
+/// from the domain's reclaimer: must be thread-safe, quick, and must not call
+/// back into the slot or registry, enter the domain, or wait for a swap.
 using module_log = std::function<void(const module_event&)>;
 
 namespace detail {
@@ -136,7 +137,7 @@ class version_record {
     std::lock_guard lock(mutex_);
     return number_;
   }
-  std::int64_t holds() const noexcept { return holds_.load(std::memory_order_relaxed); }
+  std::int64_t holds() const noexcept { return holds_.load(std::memory_order_relaxed); }  // a snapshot; no partner
 
   version_report report() const {
     std::lock_guard lock(mutex_);
@@ -144,7 +145,7 @@ class version_record {
     r.id = id_;
     r.number = number_;
     r.state = state_;
-    const std::int64_t h = holds_.load(std::memory_order_relaxed);
+    const std::int64_t h = holds_.load(std::memory_order_relaxed);  // a snapshot for status; no partner
     r.keepalives = serving_hold_ ? h - 1 : h;
     r.retired_at = retired_at_;
     r.unloaded_at = unloaded_at_;
@@ -162,6 +163,9 @@ class version_record {
   // ---- keepalives (plugin side, through hotswap_host_api) -----------------
 
   bool try_hold() noexcept {
+    // Relaxed: taking a hold publishes nothing, and the caller is the version's
+    // own code, loaded at least until its shutdown returns; only the drop to 0
+    // orders anything (drop_hold's acq_rel).
     std::int64_t h = holds_.load(std::memory_order_relaxed);
     do {
       if (h == 0) return false;  // leaving: the self pin is gone or going
@@ -206,14 +210,19 @@ class version_record {
     return true;
   }
 
-  /// Unload done (the image calls this last). Returns the drain time.
-  std::chrono::nanoseconds mark_gone(bool quarantined) {
+  /// Retired -> now; 0 for a version never published.
+  std::chrono::nanoseconds drain_time_so_far() const {
+    std::lock_guard lock(mutex_);
+    return retired_at_ == clock::time_point{} ? std::chrono::nanoseconds(0) : clock::now() - retired_at_;
+  }
+
+  /// Unload done: the image calls this last.
+  void mark_gone(bool quarantined) {
     std::lock_guard lock(mutex_);
     state_ = quarantined ? version_state::quarantined : version_state::unloaded;
     unloaded_at_ = clock::now();
     if (retired_at_ == clock::time_point{}) retired_at_ = unloaded_at_;  // never published
     gone_.notify_all();
-    return unloaded_at_ - retired_at_;
   }
 
   bool gone() const {

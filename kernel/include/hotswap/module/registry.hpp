@@ -21,6 +21,11 @@
 // file: it has usually been overwritten by then, which is the point of a
 // rollback. The hash is checked against the allow list again.
 //
+// Drains: a replaced version that has not left the process drain_deadline
+// after it was replaced is reported stuck (once) by check_drains(), which the
+// host calls from its own periodic loop (or wait_drained(), which calls it);
+// the registry starts no thread of its own.
+//
 // Policies: per_call sessions call the newest version on every call (slot
 // call); pinned sessions take a pin when opened and keep that version to the
 // end. The flag is per module and can be switched at any time; it applies to
@@ -122,13 +127,13 @@ class basic_registry {
         throw module_error(module_errc::conflict, file, "conflict: module '" + name + "' already exists");
       plugin_file f = loader_->read(file);
       auto e = std::make_unique<entry>();
-      e->policy.store(options_.default_policy, std::memory_order_relaxed);
+      e->policy.store(options_.default_policy, std::memory_order_relaxed);  // published with the entry, under mutex_
       e->slot = std::make_unique<module_type>(domain_, loader_, name, iface, f, options_.slot);
       const std::uint64_t v = e->slot->current_version();
       auto record = e->slot->record(v);
       e->remember(v, std::move(f), record, options_.history);
       modules_.emplace(name, std::move(e));
-      swaps_.fetch_add(1, std::memory_order_relaxed);
+      swaps_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
       return swap_result{v, 0, std::move(record)};
     }).version;
   }
@@ -147,7 +152,7 @@ class basic_registry {
       plugin_file f = loader_->read(file);
       swap_result r = e->slot->swap(f, expected);
       e->remember(r.version, std::move(f), e->slot->record(r.version), options_.history);
-      swaps_.fetch_add(1, std::memory_order_relaxed);
+      swaps_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
       return r;
     });
   }
@@ -167,7 +172,7 @@ class basic_registry {
                      check_allowed_hash(*f, loader_->options().policy);
                      swap_result r = e->slot->swap(*f);
                      e->remember(r.version, std::move(*f), e->slot->record(r.version), options_.history);
-                     rollbacks_.fetch_add(1, std::memory_order_relaxed);
+                     rollbacks_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
                      return r;
                    });
   }
@@ -183,13 +188,15 @@ class basic_registry {
   void set_policy(const std::string& name, call_policy p) {
     find(name, name)->policy.store(p, std::memory_order_relaxed);  // a flag: no data published with it
   }
-  call_policy policy(const std::string& name) { return find(name, name)->policy.load(std::memory_order_relaxed); }
+  call_policy policy(const std::string& name) {
+    return find(name, name)->policy.load(std::memory_order_relaxed);  // a flag; no partner
+  }
 
   template <class Interface>
   module_session<Interface, Domain> open_session(const std::string& name) {
     entry* e = find(name, name);
     return module_session<Interface, Domain>(module_ref<Interface, Domain>(*e->slot),
-                                             e->policy.load(std::memory_order_relaxed));
+                                             e->policy.load(std::memory_order_relaxed));  // a flag; no partner
   }
 
   // ---- status -----------------------------------------------------------------
@@ -219,6 +226,7 @@ class basic_registry {
   }
 
   registry_counters counters() const {
+    // Relaxed: statistics, read as a snapshot; no partner.
     return {swaps_.load(std::memory_order_relaxed), rollbacks_.load(std::memory_order_relaxed),
             refusals_.load(std::memory_order_relaxed), loader_->stats()};
   }
@@ -308,7 +316,7 @@ class basic_registry {
       loader_->emit(e);
       return r;
     } catch (const module_error& err) {
-      refusals_.fetch_add(1, std::memory_order_relaxed);
+      refusals_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
       e.kind = module_event_kind::refused;
       e.message = std::string(err.what()) + note;
       loader_->emit(e);

@@ -194,6 +194,7 @@ class shadow_store {
   }
 
   std::string name_for(const plugin_file& f) {
+    // serial_: relaxed, only the RMW's atomicity matters (unique numbers); no partner.
     return "hs." + std::to_string(::getpid()) + "." + std::to_string(serial_.fetch_add(1, std::memory_order_relaxed)) +
            "." + std::to_string(f.mtime_ns) + "." + std::to_string(f.bytes->size()) + "." + f.sha256.substr(0, 16) +
            "." + f.path.filename().string();

@@ -1,0 +1,250 @@
+// A module slot over real plugins: load, call, swap, migrate, drain, unload,
+// shadow modes, stale copies, quarantine, pins and keepalives.
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include "fixture.hpp"
+
+namespace hotswap::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class module_slot_test : public module_env {};
+
+TEST_F(module_slot_test, swap_migrates_state_and_unloads_the_old_version) {
+  {
+    loader_options o = loader_opts();
+    o.shadow.fsync = true;  // the default, exercised here once
+    module_slot<test_api> calc(dom, std::make_shared<const module_loader>(o), "calc", install("test_plugin_v1"));
+    EXPECT_EQ(identify(calc), id_of(1, 0));
+    EXPECT_EQ(calc.kernel_slot().read().version().label, "v1");
+    EXPECT_EQ(calc.call([](const test_api& a) { return a.add(40, 2); }), 42U);
+    EXPECT_EQ(files_in(shadow), 1U);
+
+    const swap_result r = calc.swap(install("test_plugin_v2"));
+    EXPECT_EQ(r.version, 2U);
+    EXPECT_EQ(r.replaced, 1U);
+    EXPECT_EQ(identify(calc), id_of(2, 1));  // generation moved forward by migrate
+    EXPECT_EQ(r.record->identity().build_version, "v2");
+
+    ASSERT_TRUE(calc.wait_drained(1, 10s));
+    EXPECT_EQ(calc.versions().size(), 1U);
+    EXPECT_EQ(files_in(shadow), 1U);  // the old copy went with its version
+    EXPECT_EQ(mapped_files(shadow.string()).size(), 1U);
+    const auto unloaded = log.of(module_event_kind::unloaded);
+    ASSERT_EQ(unloaded.size(), 1U);
+    EXPECT_EQ(unloaded[0].from_version, 1U);
+    EXPECT_EQ(unloaded[0].from_build, "v1");
+  }
+  dom.barrier();
+  EXPECT_EQ(files_in(shadow), 0U);
+  EXPECT_EQ(mapped_files(shadow.string()).size(), 0U);
+  EXPECT_EQ(log.count(module_event_kind::unloaded), 2U);
+  EXPECT_EQ(log.count(module_event_kind::stayed_mapped), 0U);
+  EXPECT_GE(log.count(module_event_kind::plugin_log), 2U);  // each startup says hello
+}
+
+TEST_F(module_slot_test, shadow_copy_is_named_by_scheme_and_survives_the_original) {
+  const fs::path original = install("test_plugin_v1", "calc.so");
+  module_slot<test_api> calc(dom, make_loader(), "calc", original);
+  const auto reports = calc.versions();
+  ASSERT_EQ(reports.size(), 1U);
+  const fs::path copy = reports[0].id.load_path;
+  EXPECT_EQ(copy.parent_path(), shadow);
+  pid_t pid = 0;
+  ASSERT_TRUE(shadow_store::parse_name(copy.filename().string(), &pid)) << copy;
+  EXPECT_EQ(pid, ::getpid());
+  const std::string name = copy.filename().string();
+  EXPECT_NE(name.find("." + std::to_string(fs::file_size(original)) + "."), std::string::npos);
+  EXPECT_NE(name.find(reports[0].id.sha256.substr(0, 16)), std::string::npos);
+  EXPECT_TRUE(name.ends_with(".calc.so"));
+  EXPECT_EQ(reports[0].id.sha256, sha256_hex(std::span<const std::byte>(bytes_of(original))));
+
+  // The operator overwrites, then deletes, the original: the loaded code does not care.
+  write_file(original, bytes_of(built_plugin("test_plugin_v2")));
+  EXPECT_EQ(identify(calc), id_of(1, 0));
+  fs::remove(original);
+  EXPECT_EQ(identify(calc), id_of(1, 0));
+}
+
+TEST_F(module_slot_test, memory_mode_leaves_nothing_on_disk_and_closes_its_fd) {
+  const std::size_t fds = open_fds();
+  {
+    module_slot<test_api> calc(dom, make_loader(shadow_mode::memory), "calc", install("test_plugin_v1"));
+    EXPECT_TRUE(calc.versions()[0].id.load_path.starts_with("/proc/self/fd/"));
+    EXPECT_EQ(open_fds(), fds + 1);  // the sealed memfd, open while mapped
+    calc.swap(install("test_plugin_v2"));
+    EXPECT_EQ(identify(calc), id_of(2, 1));
+    ASSERT_TRUE(calc.wait_drained(1, 10s));
+    EXPECT_EQ(open_fds(), fds + 1);
+    EXPECT_EQ(mapped_files("memfd:hs.").size(), 1U);
+  }
+  dom.barrier();
+  EXPECT_EQ(open_fds(), fds);
+  EXPECT_EQ(mapped_files("memfd:hs.").size(), 0U);
+  EXPECT_EQ(log.count(module_event_kind::stayed_mapped), 0U);
+}
+
+TEST_F(module_slot_test, in_place_mode_loads_the_original_once_at_a_time) {
+  auto loader = make_loader(shadow_mode::in_place);
+  const fs::path v1 = install("test_plugin_v1");
+  {
+    module_slot<test_api> calc(dom, loader, "calc", v1);
+    EXPECT_EQ(calc.versions()[0].id.load_path, fs::canonical(v1).string());
+    try {
+      calc.swap(v1);
+      ADD_FAILURE() << "loading a mapped path in place must be refused";
+    } catch (const module_error& e) {
+      EXPECT_EQ(e.code(), module_errc::path_busy) << e.what();
+    }
+    EXPECT_EQ(identify(calc), id_of(1, 0));
+    calc.swap(install("test_plugin_v2"));
+    ASSERT_TRUE(calc.wait_drained(1, 10s));
+    calc.swap(v1);  // unloaded now: its path may be loaded again
+    EXPECT_EQ(identify(calc), id_of(1, 2));
+  }
+  dom.barrier();
+  EXPECT_EQ(log.count(module_event_kind::stayed_mapped), 0U);
+}
+
+TEST_F(module_slot_test, stale_copies_of_dead_processes_are_removed_and_nothing_else) {
+  fs::create_directory(shadow);
+  ::chmod(shadow.c_str(), 0700);
+  // A pid above the kernel's maximum (2^22) cannot be alive.
+  const fs::path stale = shadow / "hs.4194999.3.1700000000000000000.1234.0123456789abcdef.calc.so";
+  const fs::path ours = shadow / ("hs." + std::to_string(::getpid()) + ".99.1.2.0123456789abcdef.calc.so");
+  const fs::path other = shadow / "notes.txt";
+  const fs::path almost = shadow / "hs.4194999.x.1.2.0123456789abcdef.calc.so";
+  for (const auto& p : {stale, ours, other, almost}) write_file(p, std::vector<std::byte>(4));
+  module_loader loader(loader_opts());
+  EXPECT_EQ(loader.shadow().stale_removed(), 1U);
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(ours));
+  EXPECT_TRUE(fs::exists(other));
+  EXPECT_TRUE(fs::exists(almost));
+}
+
+TEST_F(module_slot_test, shadow_directory_open_to_others_is_refused) {
+  fs::create_directory(shadow);
+  ::chmod(shadow.c_str(), 0777);
+  try {
+    module_loader loader(loader_opts());
+    ADD_FAILURE() << "a world-writable shadow directory must be refused";
+  } catch (const module_error& e) {
+    EXPECT_EQ(e.code(), module_errc::insecure_permissions) << e.what();
+  }
+}
+
+TEST_F(module_slot_test, a_pin_keeps_its_version_loaded_until_dropped) {
+  module_slot<test_api> calc(dom, make_loader(), "calc", install("test_plugin_v1"));
+  auto session = calc.pin();
+  calc.swap(install("test_plugin_v2"));
+  dom.barrier();
+  EXPECT_EQ(session->identify(), id_of(1, 0));
+  EXPECT_EQ(identify(calc), id_of(2, 1));
+  auto reports = calc.versions();
+  ASSERT_EQ(reports.size(), 2U);
+  EXPECT_EQ(reports[0].state, version_state::draining);
+  EXPECT_EQ(reports[0].pins, 1U);
+  EXPECT_EQ(reports[1].state, version_state::serving);
+  EXPECT_EQ(reports[1].pins, 0U);
+  EXPECT_FALSE(calc.wait_drained(1, 20ms));
+  session.reset();
+  EXPECT_TRUE(calc.wait_drained(1, 10s));
+  EXPECT_EQ(log.count(module_event_kind::unloaded), 1U);
+}
+
+TEST_F(module_slot_test, plugin_async_work_holds_a_keepalive_until_it_finishes) {
+  module_slot<test_api> calc(dom, make_loader(), "calc", install("test_plugin_v1"));
+  const test_api* v1 = nullptr;
+  ASSERT_EQ(calc.call([&](const test_api& a) {
+              v1 = &a;
+              return a.start_work();
+            }),
+            1);
+  calc.swap(install("test_plugin_v2"));
+  dom.barrier();
+  EXPECT_FALSE(calc.wait_drained(1, 20ms));
+  auto reports = calc.versions();
+  ASSERT_EQ(reports.size(), 2U);
+  EXPECT_EQ(reports[0].keepalives, 1);
+  EXPECT_EQ(reports[0].pins, 0U);
+  EXPECT_EQ(v1->identify(), id_of(1, 0));  // still loaded and started: legal to call
+  v1->finish_work();                       // the plugin thread releases its keepalive
+  EXPECT_TRUE(calc.wait_drained(1, 10s));
+  EXPECT_EQ(log.count(module_event_kind::unloaded), 1U);
+}
+
+TEST_F(module_slot_test, unpublished_version_with_async_work_is_shut_down_then_unloaded) {
+  auto loader = make_loader();
+  {
+    loaded_module m = loader->open(loader->read(install("test_plugin_v1")), interface_of<test_api>(), "calc");
+    m.start();
+    ASSERT_EQ(m.api<test_api>().start_work(), 1);  // a plugin thread holds a keepalive
+    EXPECT_EQ(m.record().holds(), 2);
+  }  // never published (a later step failed): shutdown joins the worker, which lets go
+  EXPECT_EQ(log.count(module_event_kind::unloaded), 1U);
+  EXPECT_EQ(log.count(module_event_kind::stayed_mapped), 0U);
+  EXPECT_EQ(files_in(shadow), 0U);
+}
+
+TEST_F(module_slot_test, unpublished_version_whose_keepalive_outlives_shutdown_is_quarantined) {
+  loader_options o = loader_opts();
+  o.drain_deadline = 20ms;
+  auto loader = std::make_shared<const module_loader>(o);
+  {
+    loaded_module m = loader->open(loader->read(install("test_plugin_v1")), interface_of<test_api>(), "calc");
+    m.start();
+    ASSERT_EQ(m.api<test_api>().hold_keepalive(), 1);  // and never released
+  }
+  const auto mapped = log.of(module_event_kind::stayed_mapped);
+  ASSERT_EQ(mapped.size(), 1U);
+  EXPECT_NE(mapped[0].message.find("keepalives still held after shutdown"), std::string::npos) << mapped[0].message;
+  EXPECT_EQ(loader->stats().quarantined, 1U);
+  EXPECT_EQ(files_in(shadow), 1U);  // never dlclosed: its copy stays
+}
+
+TEST(version_record, keepalive_is_refused_once_the_version_is_leaving) {
+  version_record r(version_identity{});
+  EXPECT_TRUE(r.try_hold());  // serving: async work may start
+  r.retire();                 // replaced; one keepalive still out
+  EXPECT_TRUE(r.try_hold());  // the version is still held: more work may join
+  r.drop_hold();
+  r.drop_hold();              // last one: the self pin goes
+  EXPECT_EQ(r.holds(), 0);
+  EXPECT_FALSE(r.try_hold());
+}
+
+TEST_F(module_slot_test, a_version_left_mapped_by_dlclose_is_quarantined_and_never_reused) {
+  module_slot<test_api> calc(dom, make_loader(), "calc", install("plugin_nodelete"));
+  const std::string first_copy = calc.versions()[0].id.load_path;
+  calc.swap(install("test_plugin_v2"));
+  ASSERT_TRUE(calc.wait_drained(1, 10s));
+  auto mapped = log.of(module_event_kind::stayed_mapped);
+  ASSERT_EQ(mapped.size(), 1U);
+  EXPECT_NE(mapped[0].message.find("quarantined"), std::string::npos) << mapped[0].message;
+  EXPECT_TRUE(fs::exists(first_copy));  // its inode stays taken
+  EXPECT_EQ(calc.loader().stats().quarantined, 1U);
+
+  // The same file again: a new copy under a new name, a fresh mapping.
+  calc.swap(install("plugin_nodelete"));
+  EXPECT_EQ(identify(calc), id_of(7, 2));
+  EXPECT_NE(calc.versions().back().id.load_path, first_copy);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+TEST_F(module_slot_test, without_fno_gnu_unique_gcc_plugins_never_unmap) {
+  module_slot<test_api> calc(dom, make_loader(), "calc", install("plugin_gnu_unique"));
+  EXPECT_EQ(identify(calc), id_of(8, 0));
+  calc.swap(install("test_plugin_v1"));
+  ASSERT_TRUE(calc.wait_drained(1, 10s));
+  EXPECT_EQ(log.count(module_event_kind::stayed_mapped), 1U)
+      << "an inline variable became STB_GNU_UNIQUE, which makes glibc ignore dlclose";
+}
+#endif
+
+}  // namespace
+}  // namespace hotswap::testing
