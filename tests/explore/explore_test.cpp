@@ -31,6 +31,17 @@ void operator delete(void* p) noexcept {
   if (p != nullptr && !hotswap::explore::quarantine::instance().park(p)) std::free(p);
 }
 void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
+// Over-aligned types (version blocks, pin shards) come through these.
+void* operator new(std::size_t n, std::align_val_t a) {
+  const std::size_t al = static_cast<std::size_t>(a);
+  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
+void operator delete(void* p, std::align_val_t) noexcept { operator delete(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { operator delete(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { operator delete(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { operator delete(p); }
 #endif
 
 namespace hotswap::explore {

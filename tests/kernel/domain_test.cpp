@@ -220,6 +220,39 @@ TEST(epoch_grace, idle_reader_costs_one_membarrier_per_grace_period) {
   EXPECT_EQ(d.grace_statistics().membarriers, before + 1);
 }
 
+TEST(epoch_grace, exited_and_detached_threads_cost_no_membarrier) {
+  domain_options o;
+  o.grace = grace_mode::membarrier;
+  o.membarrier_after = std::chrono::nanoseconds(0);  // any pending record would cost one at once
+  domain d(o);
+  std::thread([&] { std::scoped_lock section(d); }).join();  // registers, then exits
+  std::thread([&] {
+    { std::scoped_lock section(d); }
+    d.detach();
+  }).join();
+  const auto before = d.grace_statistics().membarriers;
+  for (int i = 0; i < 10; ++i) d.synchronize();
+  EXPECT_EQ(d.grace_statistics().membarriers, before);
+  // A thread that claims a freed record is waited for again.
+  std::atomic<bool> inside{false}, release{false};
+  std::thread again([&] {
+    std::scoped_lock section(d);
+    inside.store(true);
+    while (!release.load()) std::this_thread::yield();
+  });
+  while (!inside.load()) std::this_thread::yield();
+  std::atomic<bool> deleted{false};
+  d.retire(new int(1), [&](int* p) { delete p; deleted.store(true); });
+  for (int i = 0; i < 1000; ++i) {
+    EXPECT_FALSE(deleted.load());
+    std::this_thread::yield();
+  }
+  release.store(true);
+  again.join();
+  d.barrier();
+  EXPECT_TRUE(deleted.load());
+}
+
 TEST(epoch_grace, stalled_reader_is_reported_and_delays_only_reclamation) {
   std::atomic<pid_t> reported{0};
   std::atomic<pid_t> stalled_tid{0};

@@ -51,6 +51,15 @@ struct domain_options {
   /// IPIs disturb callers. 20 us covers a busy caller's section many times over.
   std::chrono::nanoseconds membarrier_after = std::chrono::microseconds(20);
 
+  /// How long the background reclaimer lets retires accumulate before it pays
+  /// one grace period for all of them. Every grace period costs each busy
+  /// caller two cache misses (the epoch line, and its own record line after
+  /// the writer polled it); a window shares them among every swap inside it.
+  /// Retire-to-reclaim latency grows by up to the window. barrier() cuts it
+  /// short. Lower it (0 = start at once) when memory must come back sooner;
+  /// raise it for swap rates above ~10 kHz.
+  std::chrono::nanoseconds reclaim_window = std::chrono::microseconds(200);
+
   /// A reader inside one section for longer than this is reported through
   /// on_stall (once per grace period). It only delays reclamation.
   std::chrono::nanoseconds stall_threshold = std::chrono::milliseconds(100);

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <thread>
@@ -43,7 +44,7 @@ namespace detail {
 template <class Grace>
 class reclaimer {
  public:
-  reclaimer(Grace& grace, reclaim_mode mode) : grace_(grace) {
+  reclaimer(Grace& grace, reclaim_mode mode, std::chrono::nanoseconds window) : grace_(grace), window_(window) {
     if (mode == reclaim_mode::background) thread_ = std::thread([this] { run(); });
   }
   reclaimer(const reclaimer&) = delete;
@@ -54,6 +55,7 @@ class reclaimer {
     if (thread_.joinable()) {
       stop_.store(true, std::memory_order_relaxed);
       wake();
+      cut_window_short();
       thread_.join();
     }
     while (pending_.load(std::memory_order_acquire) != nullptr) drive_round();
@@ -88,6 +90,7 @@ class reclaimer {
     }
     barrier_wanted_.store(true, std::memory_order_relaxed);
     wake();
+    cut_window_short();
     std::uint64_t done = rounds_done_.load(std::memory_order_acquire);
     while (done <= seen) {
       rounds_done_.wait(done, std::memory_order_acquire);  // pairs with the release store in round()
@@ -118,12 +121,27 @@ class reclaimer {
       const std::uint32_t seen = wakeups_.load(std::memory_order_acquire);
       const bool wanted = barrier_wanted_.exchange(false, std::memory_order_relaxed);
       if (pending_.load(std::memory_order_acquire) != nullptr || wanted) {
+        if (!wanted) linger();
         round();
         continue;
       }
       if (stop_.load(std::memory_order_relaxed)) return;
       wakeups_.wait(seen, std::memory_order_acquire);
     }
+  }
+
+  // Lets more retires join this round's grace period (options: reclaim_window).
+  void linger() {
+    if (window_.count() <= 0) return;
+    std::unique_lock lock(window_mutex_);
+    window_cv_.wait_for(lock, window_, [&] {
+      return barrier_wanted_.load(std::memory_order_relaxed) || stop_.load(std::memory_order_relaxed);
+    });
+  }
+
+  void cut_window_short() {
+    { std::lock_guard lock(window_mutex_); }  // the lingering thread is waiting, or sees the flag
+    window_cv_.notify_one();
   }
 
   void drive_round() {
@@ -151,6 +169,9 @@ class reclaimer {
   }
 
   Grace& grace_;
+  const std::chrono::nanoseconds window_;
+  std::mutex window_mutex_;
+  std::condition_variable window_cv_;
   alignas(64) std::atomic<retired_node*> pending_{nullptr};
   std::atomic<std::uint64_t> retired_{0};
   alignas(64) std::atomic<std::uint64_t> reclaimed_{0};

@@ -96,7 +96,16 @@ class slot {
   /// f(const T&) inside one read section; returns what f returns.
   template <class F>
   decltype(auto) call(reader& r, F&& f) const {
-    read_section<reader> section(r);
+    // Not read_section: that one is movable, so its destructor tests for a
+    // moved-from null, a test and branch on every call that this scope-bound
+    // guard does not need.
+    struct section {
+      reader& r;
+      explicit section(reader& rr) noexcept : r(rr) { r.lock(); }
+      section(const section&) = delete;
+      section& operator=(const section&) = delete;
+      ~section() { r.unlock(); }
+    } guard(r);
     // Acquire pairs with the release in publish().
     return std::forward<F>(f)(current_.load(std::memory_order_acquire)->value);
   }

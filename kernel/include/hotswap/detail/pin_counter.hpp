@@ -19,20 +19,50 @@
 #include <memory>
 #include <thread>
 
+#if defined(__has_include)
+#if __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>
+#define HOTSWAP_HAVE_RSEQ 1
+#endif
+#endif
+#ifndef HOTSWAP_HAVE_RSEQ
+#define HOTSWAP_HAVE_RSEQ 0
+#endif
+
 #include "schedule_point.hpp"
 
 namespace hotswap::detail {
 
-/// A small per-thread number used to spread pins over shards.
+/// The CPU this thread runs on, or -1. Read from the rseq area glibc (>= 2.35)
+/// registers for every thread: a thread-local load, no call, no syscall.
+inline int current_cpu() noexcept {
+#if HOTSWAP_HAVE_RSEQ
+  if (__rseq_size > 0) {
+    const auto* rs = reinterpret_cast<const volatile struct rseq*>(
+        static_cast<const char*>(__builtin_thread_pointer()) + __rseq_offset);
+    return static_cast<int>(rs->cpu_id);  // -1 until the kernel filled it in
+  }
+#endif
+  return -1;
+}
+
+/// A small number used to spread pins over shards: the current CPU, so that
+/// threads running at the same time use different shards however many threads
+/// come and go (a per-thread counter collides as soon as threads are replaced:
+/// with 2 shards, every other new thread shares a live thread's shard). Only a
+/// hint: release() uses the shard acquire returned, so migrating is harmless.
 inline unsigned this_thread_shard_hint() noexcept {
+  if (const int cpu = current_cpu(); cpu >= 0) return static_cast<unsigned>(cpu);
   static std::atomic<unsigned> next{0};
   thread_local const unsigned hint = next.fetch_add(1, std::memory_order_relaxed);
   return hint;
 }
 
 inline std::size_t shard_count(std::size_t wanted) noexcept {
-  if (wanted == 0) wanted = std::min<std::size_t>(64, std::max(1U, std::thread::hardware_concurrency()));
-  return std::bit_ceil(wanted);
+  // hardware_concurrency() is get_nprocs(): glibc opens and reads
+  // /sys/devices/system/cpu/online each time. Ask once, not on every publish.
+  static const std::size_t hardware = std::min<std::size_t>(64, std::max(1U, std::thread::hardware_concurrency()));
+  return std::bit_ceil(wanted == 0 ? hardware : wanted);
 }
 
 class pin_counter {

@@ -29,6 +29,18 @@ struct record_links {
   record_links* next = nullptr;  // immutable once the record is linked
 };
 
+/// The (list, record) pair this thread used last. Trivially destructible and
+/// constant-initialised, so reaching it costs no TLS guard and no call: the
+/// hot lookup is two thread-local loads and a compare, inlined.
+struct hot_entry {
+  const void* key = nullptr;
+  void* record = nullptr;
+};
+inline hot_entry& this_thread_hot() noexcept {
+  constinit thread_local hot_entry hot;
+  return hot;
+}
+
 class thread_cache {
  public:
   using release_fn = void (*)(void* list, void* record) noexcept;
@@ -41,7 +53,7 @@ class thread_cache {
   };
 
   void* find(const void* key) noexcept {
-    if (key == hot_key_) return hot_record_;
+    if (const hot_entry& h = this_thread_hot(); h.key == key) return h.record;
     for (auto& e : entries_)
       if (e.key == key) return remember(e);
     return nullptr;
@@ -54,7 +66,7 @@ class thread_cache {
       e.release(e.list.get(), e.record);
       return true;
     });
-    if (key == hot_key_) hot_key_ = nullptr;
+    if (key == this_thread_hot().key) this_thread_hot() = {};
   }
 
   void* add(entry e) {
@@ -69,24 +81,22 @@ class thread_cache {
     std::erase_if(entries_, [&](entry& e) {
       if (!is_closed(e.list.get())) return false;
       e.release(e.list.get(), e.record);
-      if (e.key == hot_key_) hot_key_ = nullptr;
+      if (e.key == this_thread_hot().key) this_thread_hot() = {};
       return true;
     });
   }
 
   ~thread_cache() {
+    this_thread_hot() = {};
     for (auto& e : entries_) e.release(e.list.get(), e.record);
   }
 
  private:
   void* remember(entry& e) noexcept {
-    hot_key_ = e.key;
-    hot_record_ = e.record;
+    this_thread_hot() = {e.key, e.record};
     return e.record;
   }
 
-  const void* hot_key_ = nullptr;
-  void* hot_record_ = nullptr;
   std::vector<entry> entries_;
 };
 
@@ -116,6 +126,15 @@ class record_list : public std::enable_shared_from_this<record_list<Record>> {
   /// record before it is handed out.
   template <class Init>
   Record& this_thread(Init&& init) {
+    // Hot path, inlined into the caller: the record this thread used last.
+    if (const hot_entry& h = this_thread_hot(); h.key == this) [[likely]]
+      return *static_cast<Record*>(h.record);
+    return this_thread_slow(std::forward<Init>(init));
+  }
+
+  /// Everything else (other domains, first use), out of line.
+  template <class Init>
+  [[gnu::noinline]] Record& this_thread_slow(Init&& init) {
     thread_cache& cache = this_thread_cache();
     if (void* r = cache.find(this)) return *static_cast<Record*>(r);
     cache.prune([](void* list) { return static_cast<record_list*>(list)->closed(); });
@@ -128,6 +147,7 @@ class record_list : public std::enable_shared_from_this<record_list<Record>> {
 
   /// This thread's record if it has one; never registers.
   Record* this_thread_if_any() noexcept {
+    if (const hot_entry& h = this_thread_hot(); h.key == this) return static_cast<Record*>(h.record);
     return static_cast<Record*>(this_thread_cache().find(this));
   }
 
@@ -153,8 +173,13 @@ class record_list : public std::enable_shared_from_this<record_list<Record>> {
       bool expected = false;
       // Acquire pairs with the release in release(): the previous owner is done.
       if (!r->in_use.load(std::memory_order_relaxed) &&
-          r->in_use.compare_exchange_strong(expected, true, std::memory_order_acquire))
+          r->in_use.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+        // Pairs with the fence after the epoch bump (A) in a grace period that
+        // skips records it reads as free: either it sees this claim, or our
+        // first section's epoch load sees its bump.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
         return *static_cast<Record*>(r);
+      }
     }
     auto* rec = new Record();
     rec->in_use.store(true, std::memory_order_relaxed);
