@@ -17,15 +17,29 @@
  *   -DMUTANT_WAIT_ANY_ACTIVE   (liveness mutant) writer waits until the ACTIVE
  *                              bit is clear, whatever the epoch: a stream of
  *                              readers can then starve it
+ *   -DRECLAIM_RECORDS          reader 0 may, between sections, release its
+ *                              record (state = 0, in_use = false, both
+ *                              buffered) and claim it again (CAS + seq_cst
+ *                              fence), any number of times; the writer skips
+ *                              records whose in_use it reads as false
+ *   -DRECLAIM_RECORDS -DRECHECK_IN_USE  the writer may also re-load in_use
+ *                              of a pending record (at any re-poll and while
+ *                              waiting) and drop it if it reads false; the
+ *                              C++ does not do this (it need not: see README)
+ *   -DRECLAIM_RECORDS -DMUTANT_CLAIM_WITHOUT_FENCE  the claim is a plain
+ *                              buffered store in_use = true: no drain, no fence
  *   -DCHECK_LIVENESS           adds the LTL claim  <> writer_done
  *                              (check with pan -a -f: weak fairness)
  *   -DSB_CAP=n                 capacity of each reader's store buffer (3)
  *   -DMAX_POLLS=n              max writer re-polls before membarrier (1)
  *
  * Memory model (x86-TSO):
- *   - the only location readers write is their own `state[r]`; each such store
- *     goes into that reader's FIFO store buffer sb[r][] and reaches memory
- *     later, in order, one entry at a time (process Drain(r));
+ *   - the only locations readers write are their own `state[r]` and (with
+ *     RECLAIM_RECORDS) `in_use[r]`; each such store goes into that reader's
+ *     FIFO store buffer sb[r][] and reaches memory later, in order, one entry
+ *     at a time (process Drain(r));
+ *   - the claim's CAS on in_use[r] is a locked instruction: it drains the
+ *     reader's buffer and updates memory in one step (a full barrier);
  *   - a reader's loads of `epoch` and `current` read memory directly, so they
  *     can be performed while the reader's earlier store to `state[r]` is still
  *     buffered (store->load reordering, the one reordering TSO allows);
@@ -60,10 +74,17 @@ bool reclaimed[NVER];       /* reclaimed[v]: version v has been freed         */
 byte state[NR];             /* per-reader state word IN MEMORY: epoch|ACTIVE,
                                0 = never active                               */
 bool writer_done = false;   /* writer finished both swaps (liveness goal)     */
+bool in_use[NR] = true;     /* record r is claimed (IN MEMORY); both records
+                               start claimed by their readers                 */
 
 /* ------------------------------------------ per-reader TSO store buffers   */
 byte sb[NR * SB_CAP];       /* sb[r*SB_CAP + i], i = 0 is the oldest entry    */
 byte sbn[NR];               /* number of buffered entries                     */
+
+/* A buffered entry is either a store to state[r] (the value, 0..7) or a store
+   to in_use[r] (IU_TAG | 0 or 1).                                            */
+#define IU_TAG   16
+#define IS_IU(x) (((x) & IU_TAG) != 0)
 
 /* reader r stores `val` to state[r]: goes into its store buffer.
    Blocks while the buffer is full (the drain process makes room).           */
@@ -77,7 +98,10 @@ inline buffered_store(r, val) {
 
 /* the oldest buffered store of reader r reaches memory */
 inline drain_one(r) {
-  state[r] = sb[r * SB_CAP];
+  if
+  :: IS_IU(sb[r * SB_CAP]) -> in_use[r] = ((sb[r * SB_CAP] & 1) != 0)
+  :: else -> state[r] = sb[r * SB_CAP]
+  fi;
   sb[r * SB_CAP] = sb[r * SB_CAP + 1];
 #if SB_CAP > 2
   sb[r * SB_CAP + 1] = sb[r * SB_CAP + 2];
@@ -156,6 +180,37 @@ inline rd_unlock() {
 #define DEREF(v)         assert(!reclaimed[v])
 #endif
 
+#ifdef RECLAIM_RECORDS
+/* The thread owning record `me` exits (or calls detach()) outside any
+   section, and a new thread claims the free record.  Modelled by the same
+   process; only reader 0 does it (reader 1 keeps its record for ever).      */
+inline release_and_claim() {
+  /* ---- release: C++ on_release(): state.store(0, release);
+                   then in_use.store(false, release) -- both buffered, FIFO */
+  buffered_store(me, 0);
+  buffered_store(me, IU_TAG | 0);
+  /* ---- claim by a new thread ---- */
+#ifdef MUTANT_CLAIM_WITHOUT_FENCE
+  /* MUTANT: the claim is a plain (relaxed) store: buffered, no barrier      */
+  buffered_store(me, IU_TAG | 1);
+#else
+  /* C++: in_use.compare_exchange_strong(false, true) -- locked instruction:
+     drains the buffer (so the release reaches memory), then the RMW, all
+     before any later load.  The CAS succeeds: after the drain in_use is
+     false, and nobody else claims records in this model.                   */
+  atomic {
+    flush(me);
+    assert(!in_use[me]);
+    in_use[me] = true
+  };
+  (sbn[me] == 0);                      /* C++: atomic_thread_fence(seq_cst)   */
+#endif
+  /* C++ on_claim() also stores state = 0 (relaxed): state is already 0
+     from the release, so that store changes nothing and is left out.        */
+  skip
+}
+#endif
+
 proctype Reader(byte me) {
   byte nesting = 0;  /* private nesting counter                             */
   byte e = 0;        /* epoch announced by the outermost lock               */
@@ -184,6 +239,10 @@ end_reader:
      DEREF(v1);                        /* use *p a second time                */
      v1 = 0;
      rd_unlock()                       /* C++: guard destroyed                */
+#ifdef RECLAIM_RECORDS
+  :: me == 0 ->                        /* between sections (nesting == 0):    */
+     release_and_claim()               /* thread exits, a new one claims      */
+#endif
   od
 }
 
@@ -194,8 +253,24 @@ end_reader:
 inline poll_new_epoch(r) {
   if
   :: pend[r] -> pend[r] = (EPOCH_OF(state[r]) < target)
+#ifdef RECHECK_IN_USE
+  :: pend[r] -> pend[r] = in_use[r]    /* re-load in_use instead: free => done */
+#endif
   :: else -> skip
   fi
+}
+
+/* First scan of record r: C++ `if (!r.in_use.load(acquire)) return;` then
+   one load of its state.  Two separate loads (two steps).                   */
+inline first_scan(r) {
+#ifdef RECLAIM_RECORDS
+  if
+  :: in_use[r] -> pend[r] = (EPOCH_OF(state[r]) < target)
+  :: else -> pend[r] = false           /* free record: skipped, never pending */
+  fi
+#else
+  pend[r] = (EPOCH_OF(state[r]) < target)
+#endif
 }
 
 /* Final wait for pending reader r: a single load that either clears r or
@@ -212,7 +287,14 @@ inline wait_reader(r) {
 #else
      /* C++: loop { s = state.load(acquire);
                     if (!(s & ACTIVE) || (s & ~ACTIVE) >= target) break; }  */
+#ifdef RECHECK_IN_USE
+     if
+     :: (!IS_ACTIVE(state[r]) || EPOCH_OF(state[r]) >= target)
+     :: (!in_use[r])                   /* re-load of in_use reads false       */
+     fi;
+#else
      (!IS_ACTIVE(state[r]) || EPOCH_OF(state[r]) >= target);
+#endif
 #endif
      pend[r] = false
   :: else -> skip
@@ -236,8 +318,8 @@ proctype Writer() {
      atomic { epoch = epoch + 2; target = epoch };
 
      /* C++: first scan, s = state[r].load(acquire) for each reader       */
-     pend[0] = (EPOCH_OF(state[0]) < target);
-     pend[1] = (EPOCH_OF(state[1]) < target);
+     first_scan(0);
+     first_scan(1);
 
 #ifndef FENCE_MODE
      /* membarrier mode: optional re-polls (C++ spins a while before the

@@ -30,11 +30,16 @@ keep=0   # set to 1 when something failed: the work directory is kept for the tr
 trap '[ "$keep" = 1 ] || rm -rf "$work"' EXIT
 
 # name | kind (safety|liveness) | spin -D flags | expect (verify|reject)
+# The correct configurations enable record release/claim (RECLAIM_RECORDS).
+# Reader 0 may also never release, so they cover the fixed-record protocol too.
+# The safety runs add RECHECK_IN_USE (the writer MAY re-load in_use of a
+# pending record), a superset of the C++ (which never re-checks): one run
+# proves both variants.
 configs=(
-  "model membarrier|safety||verify"
-  "model fence|safety|-DFENCE_MODE|verify"
-  "liveness membarrier|liveness|-DCHECK_LIVENESS|verify"
-  "liveness fence|liveness|-DCHECK_LIVENESS -DFENCE_MODE|verify"
+  "model membarrier + release/claim|safety|-DRECLAIM_RECORDS -DRECHECK_IN_USE|verify"
+  "model fence + release/claim|safety|-DRECLAIM_RECORDS -DRECHECK_IN_USE -DFENCE_MODE|verify"
+  "liveness membarrier + release/claim|liveness|-DCHECK_LIVENESS -DRECLAIM_RECORDS|verify"
+  "liveness fence + release/claim|liveness|-DCHECK_LIVENESS -DRECLAIM_RECORDS -DFENCE_MODE|verify"
   "mutant trust-inactive|safety|-DMUTANT_TRUST_INACTIVE|reject"
   "mutant load-before-announce|safety|-DMUTANT_LOAD_BEFORE_ANNOUNCE|reject"
   "mutant ignore-old-active|safety|-DMUTANT_IGNORE_OLD_ACTIVE|reject"
@@ -42,6 +47,7 @@ configs=(
   "mutant fence ignore-old-active|safety|-DFENCE_MODE -DMUTANT_IGNORE_OLD_ACTIVE|reject"
   "mutant fence no-reader-fence|safety|-DFENCE_MODE -DMUTANT_NO_READER_FENCE|reject"
   "mutant wait-any-active (liveness)|liveness|-DCHECK_LIVENESS -DMUTANT_WAIT_ANY_ACTIVE|reject"
+  "mutant claim-without-fence|safety|-DRECLAIM_RECORDS -DMUTANT_CLAIM_WITHOUT_FENCE|reject"
 )
 
 # Run configuration $1 (index into configs); writes $work/$1.line (the report

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds hotswap-bench-module (Release) and records results/bench-module.json
+# and .md: swap latency (copy + dlopen + startup + publish), drain-to-unload,
+# sustained swaps/s under callers, and calls into a plugin through a slot vs a
+# direct call. Holds /tmp/hotswap-measure.lock while measuring.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build-bench}
+out=${OUT:-results/bench-module}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHOTSWAP_BUILD_TESTS=OFF -DHOTSWAP_BUILD_STRESS=OFF >/dev/null
+cmake --build "$build" -j "$(nproc)" --target hotswap-bench-module
+bin=$build/bench/hotswap-bench-module
+clean() { tr ',=\n' ';: ' <<<"$*" | sed 's/ *$//'; }
+exec 9>/tmp/hotswap-measure.lock
+flock 9
+"$bin" --benchmark_repetitions="${REPS:-3}" --benchmark_report_aggregates_only=true \
+  --benchmark_out="$out.json" --benchmark_out_format=json \
+  --benchmark_context=commit="$(git rev-parse --short HEAD)" \
+  --benchmark_context=cpu="$(clean "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)")" \
+  --benchmark_context=cores="$(nproc)" \
+  --benchmark_context=compiler="$(clean "$(c++ --version | head -1)")" \
+  --benchmark_context=date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  --benchmark_context=command="scripts/bench_module.sh (REPS ${REPS:-3})" >/dev/null
+flock -u 9
+python3 scripts/render_module_bench.py "$out.json" "$out.md"
+echo "wrote $out.json and $out.md"
