@@ -40,12 +40,17 @@ def main(src, dst):
         counters = ", ".join(f"{k}={fmt(v)}" for k, v in b.items() if k not in skip and isinstance(v, (int, float)))
         lines.append(f"| `{name}` | {fmt(b['real_time'])} {b['time_unit']} | {counters} |")
 
-    def get(name, key):
-        return rows.get(name, {}).get(key)
+    def get(prefix, key):
+        # Run names carry their options ("/iterations:1000/real_time"): match the stem.
+        for name, b in rows.items():
+            if name == prefix or name.startswith(prefix + "/"):
+                return b.get(key)
+        return None
 
     swap = get("BM_swap_end_to_end/file_tmp_fsync", "p50_us")
     memfd = get("BM_swap_end_to_end/memfd", "p50_us")
-    sustained = min((get(f"BM_sustained_swaps/callers:{n}/iterations:2000/real_time", "swaps_per_s") or 0) for n in (1, 2))
+    sustained = min((get(f"BM_sustained_swaps/callers:{n}", "swaps_per_s") or 0) for n in (1, 2))
+    drain = get("BM_drain_to_unload", "p50_us")
     direct, via_slot = get("BM_call_direct_add", "real_time"), get("BM_call_slot_add", "real_time")
     direct_mix, slot_mix = get("BM_call_direct_mix", "real_time"), get("BM_call_slot_mix", "real_time")
 
@@ -57,6 +62,8 @@ def main(src, dst):
         lines.append(f"| end-to-end swap p50 <= 500 us (file shadow copy with fsync) | {fmt(swap)} us | {verdict(swap <= 500)} |")
     if memfd is not None:
         lines.append(f"| same, memfd shadow copy | {fmt(memfd)} us | {verdict(memfd <= 500)} |")
+    if drain is not None:
+        lines.append(f"| drain-to-unload p50 (grace period + reclaim window + shutdown + dlclose), no target | {fmt(drain)} us | - |")
     if sustained:
         lines.append(f"| >= 200 swaps/s sustained while callers run (worst of 1 and 2 callers) | {fmt(sustained)} /s | {verdict(sustained >= 200)} |")
     if direct and via_slot:
