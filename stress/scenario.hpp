@@ -1,0 +1,76 @@
+// Scenarios: what a version is and what one call does.
+//
+// A scenario S provides
+//   static constexpr std::string_view name, description;
+//   struct version : version_base { ... };   movable; the payload backends store
+//   S(const scenario_config&, run_probe&);   on the main thread, before the run
+//   version make();                          a complete new version; runs on a
+//                                            swapper thread before publish (so a
+//                                            plugin scenario loads its .so here)
+//   std::uint64_t call(const version&, std::uint64_t arg) const;
+//                                            the work of one call, in a section
+//
+// The rig numbers versions in publish order (version_base::number) and checks
+// the canary; a scenario only adds its payload and its work. Scenarios are
+// listed in scenarios/all.hpp; every backend runs every scenario.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "clock.hpp"
+#include "probe.hpp"
+
+namespace hotswap::stress {
+
+/// Scenario settings from the command line (`--scenario-arg key=value`).
+struct scenario_config {
+  std::vector<std::pair<std::string, std::string>> args;
+  std::string get(std::string_view key, std::string fallback = {}) const {
+    for (const auto& [k, v] : args)
+      if (k == key) return v;
+    return fallback;
+  }
+};
+
+/// The part of every version the rig relies on: its number (assigned in
+/// publish order by the rig), a canary poisoned by the destructor, and the
+/// report of its destruction (retire-to-reclaim latency, leak count).
+class version_base {
+ public:
+  static constexpr std::uint64_t live_canary = 0x5354524553532b2bULL;  // "STRESS++"
+  static constexpr std::uint64_t dead_canary = 0xdeadbeefdeadbeefULL;
+
+  explicit version_base(run_probe& probe) noexcept : probe_(&probe) {
+    probe.versions_created.fetch_add(1, std::memory_order_relaxed);
+  }
+  // A move transfers the identity: the moved-from shell reports nothing.
+  version_base(version_base&& o) noexcept : number(o.number), probe_(std::exchange(o.probe_, nullptr)) {}
+  version_base& operator=(version_base&&) = delete;
+  version_base(const version_base&) = delete;
+  version_base& operator=(const version_base&) = delete;
+
+  ~version_base() {
+    if (probe_ == nullptr) return;
+    const std::uint64_t was = canary_.exchange(dead_canary, std::memory_order_relaxed);
+    if (was != live_canary) probe_->count(violation::double_destroy);
+    std::uint64_t retired = 0;
+    if (probe_->retired_at.lookup(number, retired)) probe_->reclaim.record(cycle_clock::now() - retired);
+    probe_->versions_destroyed.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  bool alive() const noexcept { return canary_.load(std::memory_order_relaxed) == live_canary; }
+
+  /// Set by the rig before publish; immutable once published.
+  std::uint64_t number = 0;
+
+ private:
+  std::atomic<std::uint64_t> canary_{live_canary};
+  run_probe* probe_;
+};
+
+}  // namespace hotswap::stress
