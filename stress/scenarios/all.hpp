@@ -6,12 +6,13 @@
 #pragma once
 
 #include "memory.hpp"
+#include "plugin.hpp"
 
 namespace hotswap::stress {
 
 template <class... S>
 struct scenario_list {};
 
-using all_scenarios = scenario_list<memory_scenario>;
+using all_scenarios = scenario_list<memory_scenario, plugin_scenario>;
 
 }  // namespace hotswap::stress
