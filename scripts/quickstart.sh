@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DHOTSWAP_BUILD_TESTS=OFF >/dev/null
 cmake --build build/release -j "$(nproc)" --target hotswap-stress
-exec build/release/stress/hotswap-stress --backend all "$@"
+exec build/release/stress/hotswap-stress --backend all --scenario all "$@"
