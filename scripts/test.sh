@@ -17,7 +17,7 @@ bash scripts/setup.sh
 jobs=$(nproc)
 cmake -S . -B "$dir" "${extra[@]}" -DHOTSWAP_BUILD_BENCH=OFF >/dev/null
 cmake --build "$dir" -j "$jobs"
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp ${TSAN_OPTIONS:-}"
 export ASAN_OPTIONS="detect_leaks=1 ${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1 ${UBSAN_OPTIONS:-}"
 ctest --test-dir "$dir" --output-on-failure -j "$jobs"
