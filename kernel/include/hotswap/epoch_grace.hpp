@@ -87,9 +87,12 @@ class epoch_grace {
       // the new epoch sees every version published before it.
       const std::uint64_t e = epoch_->load(std::memory_order_acquire);
       HOTSWAP_SCHEDULE_POINT("reader: epoch loaded, not announced");
-      // C: the announcement the writer polls (D). Relaxed: ordering against our
-      // later loads comes from the barrier below.
-      state_.store(e | 1, std::memory_order_relaxed);
+      // C: the announcement the writer polls (D). Release, free on x86: C++20
+      // release sequences no longer pass through later plain stores, so a
+      // writer that stops waiting on seeing C must still synchronise with our
+      // previous unlock (E). Ordering against our later loads comes from the
+      // barrier below.
+      state_.store(e | 1, std::memory_order_release);
       std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler only; pairs with M (membarrier)
       HOTSWAP_SCHEDULE_POINT("reader: announced");
     }
@@ -116,14 +119,14 @@ class epoch_grace {
     // measured ~20 ns here against ~1 ns for the lock-or it emits otherwise.)
     void lock_rare(std::uint64_t s) noexcept {
       if ((s & depth_mask) != 0) {
-        state_.store(s + 1, std::memory_order_relaxed);  // nested: same epoch, one level deeper
+        state_.store(s + 1, std::memory_order_release);  // nested: same epoch, one level deeper; release as C
         return;
       }
       // The outermost section of a fence-mode record: B and C as in lock(),
       // then a full fence instead of membarrier.
       const std::uint64_t e = epoch_->load(std::memory_order_acquire);
       HOTSWAP_SCHEDULE_POINT("reader: epoch loaded, not announced");
-      state_.store(e | fence_flag | 1, std::memory_order_relaxed);
+      state_.store(e | fence_flag | 1, std::memory_order_release);  // C, as in lock()
       std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the writer's fence after A
       HOTSWAP_SCHEDULE_POINT("reader: announced");
     }
