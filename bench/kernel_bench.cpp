@@ -1,6 +1,6 @@
 // hotswap's own paths: calls through a slot under each policy, pins, and the
 // writer side (publish, synchronize, retire-to-deleter).
-#include <hotswap/cds_urcu_grace.hpp>
+#include <policies.hpp>
 #include <hotswap/hotswap.hpp>
 
 #include <memory>

@@ -9,14 +9,9 @@ set(hotswap_bench_module_plugins ${CMAKE_CURRENT_BINARY_DIR}/module-bench-plugin
 
 foreach(v 1 2)
   set(t hotswap-bench-module-plugin-v${v})
-  add_library(${t} MODULE ${hotswap_bench_module_src})
+  hotswap_add_plugin(${t} SOURCES ${hotswap_bench_module_src} OUTPUT_DIRECTORY ${hotswap_bench_module_plugins})
   target_compile_definitions(${t} PRIVATE HOTSWAP_BENCH_PLUGIN BENCH_PLUGIN_VERSION=${v})
-  target_link_libraries(${t} PRIVATE hotswap::kernel)
-  # GCC's GNU unique symbols would make dlclose a no-op (see tests/modules/CMakeLists.txt).
-  target_compile_options(${t} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-fno-gnu-unique>)
-  set_target_properties(${t} PROPERTIES PREFIX "" SUFFIX ".so" OUTPUT_NAME bench_plugin_v${v}
-    LIBRARY_OUTPUT_DIRECTORY ${hotswap_bench_module_plugins}
-    CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+  set_target_properties(${t} PROPERTIES OUTPUT_NAME bench_plugin_v${v})
   if(TARGET hotswap_warnings)
     target_link_libraries(${t} PRIVATE hotswap_warnings)
   endif()
@@ -24,7 +19,7 @@ endforeach()
 
 add_executable(hotswap-bench-module ${hotswap_bench_module_src})
 target_compile_definitions(hotswap-bench-module PRIVATE HOTSWAP_BENCH_PLUGIN_DIR="${hotswap_bench_module_plugins}")
-target_link_libraries(hotswap-bench-module PRIVATE hotswap::kernel benchmark::benchmark)
+target_link_libraries(hotswap-bench-module PRIVATE hotswap::modules benchmark::benchmark)
 if(TARGET hotswap_warnings)
   target_link_libraries(hotswap-bench-module PRIVATE hotswap_warnings)
 endif()

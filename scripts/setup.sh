@@ -7,8 +7,13 @@ packages=(
   build-essential cmake pkg-config g++ clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev   # tests and benchmarks
   libcds-dev liburcu-dev libmimalloc-dev        # policies and baselines
-  spin                                          # model checking (tests/model)
+  spin relacy-dev                               # proofs (tests/model, tests/relacy)
   gnuplot-nox                                   # plots in results/
+  libssl-dev                                    # SHA-256 (modules)
+  libboost1.81-dev nlohmann-json3-dev           # adapters/http (Beast/Asio; the json example app)
+  libtomlplusplus-dev                           # adapters/config
+  libsqlite3-dev sqlite3                        # adapters/db (and its shell test)
+  wrk nginx-light curl                          # side-by-side HTTP runs (scripts/, stress http)
 )
 
 missing=()
@@ -21,7 +26,10 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: missing ${missing[*]}; run this as root (no sudo here)" >&2; exit 1; }
+  sudo="sudo"
+fi
 echo "setup: installing ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

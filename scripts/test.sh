@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite (GoogleTest under CTest, the packaging
 # check and the protocol model). Usage: scripts/test.sh [plain|thread|address]
-#   plain    Release build with assertions (default)
+#   plain    optimised build with assertions on (no NDEBUG; the default)
 #   thread   ThreadSanitizer build
 #   address  AddressSanitizer + UndefinedBehaviorSanitizer build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour=${1:-plain}
 case "$flavour" in
-  plain)   dir=build/test;    extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  plain)   dir=build/test;    extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g") ;;
   thread)  dir=build/tsan;    extra=(-DCMAKE_BUILD_TYPE=Debug -DHOTSWAP_SANITIZE=thread) ;;
   address) dir=build/asan;    extra=(-DCMAKE_BUILD_TYPE=Debug -DHOTSWAP_SANITIZE=address) ;;
   *) echo "usage: $0 [plain|thread|address]" >&2; exit 2 ;;

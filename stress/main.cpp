@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "host_scenario.hpp"
 #include "registry.hpp"
 #include "report.hpp"
 #include "rig.hpp"
@@ -46,7 +47,9 @@ W swapper threads publish new versions; every call is timed and checked.
                            a caller pins a version for a session of K calls
   --session K              calls per pinned session (default 100)
   --backend LIST|all       backends to run, side by side (default all; --list)
-  --scenario LIST|all      scenarios (default memory; --list)
+  --scenario LIST|all      scenarios (default memory; --list). memory and plugin
+                           run on every backend; end-to-end scenarios (http, db,
+                           config) run their real host on the shipped kernel
   --scenario-arg K=V       a setting for the scenario (repeatable)
   --mode latency|throughput
                            latency: time every call (default); throughput: time
@@ -249,8 +252,10 @@ int main(int argc, char** argv) {
     for (const auto& b : registry)
       std::printf("  %-20s %s%s\n", std::string(b.name).c_str(), std::string(b.description).c_str(),
                   b.self_test ? " [not in `all`]" : b.tsan_note.empty() ? "" : " [left out of `all` under TSan]");
-    std::printf("scenarios:\n");
+    std::printf("scenarios (every backend):\n");
     for (const auto& s : scenario_names) std::printf("  %s\n", std::string(s).c_str());
+    std::printf("end-to-end scenarios (the shipped kernel):\n");
+    for (const auto& h : hs::all_host_scenarios()) std::printf("  %-20s %s\n", h.name, h.description);
     return 0;
   }
 
@@ -277,9 +282,18 @@ int main(int argc, char** argv) {
     if (std::find(chosen.begin(), chosen.end(), &*it) == chosen.end()) chosen.push_back(&*it);
   }
   std::vector<std::string> chosen_scenarios;
+  std::vector<const hs::host_scenario_entry*> chosen_hosts;
+  auto add_host = [&](const hs::host_scenario_entry& h) {
+    if (std::find(chosen_hosts.begin(), chosen_hosts.end(), &h) == chosen_hosts.end()) chosen_hosts.push_back(&h);
+  };
   for (const auto& s : scenarios) {
+    const auto& hosts = hs::all_host_scenarios();
+    auto host = std::find_if(hosts.begin(), hosts.end(), [&](const auto& h) { return s == h.name; });
     if (s == "all") {
       for (auto n : scenario_names) chosen_scenarios.emplace_back(n);
+      for (const auto& h : hosts) add_host(h);
+    } else if (host != hosts.end()) {
+      add_host(*host);
     } else if (std::find(scenario_names.begin(), scenario_names.end(), s) == scenario_names.end()) {
       usage_error("unknown scenario " + s + " (see --list)");
     } else {
@@ -345,33 +359,43 @@ int main(int argc, char** argv) {
     }
   for (auto& m : runs) m.metrics = hs::summarize(m.repetitions, pick);
 
-  hs::print_table(stdout, runs);
+  // End-to-end scenarios, after the kernel's: each owns its whole experiment.
+  std::vector<hs::host_outcome> outcomes;
+  const hs::host_config host_cfg{base.seconds, quick, progress, base.scenario_cfg};
+  for (const auto* h : chosen_hosts) {
+    std::printf("running end-to-end scenario %s ...\n", h->name);
+    std::fflush(stdout);
+    hs::host_outcome o{h->name, {}};
+    try {
+      o.cases = h->run(host_cfg);
+    } catch (const std::exception& e) {
+      o.cases.push_back({"setup", {}, {std::string("the scenario threw: ") + e.what()}, {}});
+    }
+    outcomes.push_back(std::move(o));
+  }
+
+  if (!runs.empty()) hs::print_table(stdout, runs);
   std::printf("\n");
   hs::print_summary_lines(stdout, runs);
-  if (!json_path.empty() && !hs::write_json(json_path, ctx, runs)) {
+  hs::print_host_outcomes(stdout, outcomes);
+  if (!json_path.empty() && !hs::write_json(json_path, ctx, runs, outcomes)) {
     std::fprintf(stderr, "hotswap-stress: cannot write %s\n", json_path.c_str());
     return 2;
   }
-  // The final line counts backends: one fails if any of its runs failed.
-  std::size_t passed = 0, failed = 0, skipped_runs = 0, failed_runs = 0;
-  for (const auto* b : chosen) {
-    bool any_run = false, any_failed = false;
-    for (const auto& x : runs) {
-      const hs::run_metrics& r = x.metrics;
-      if (r.config.backend != b->name) continue;
-      if (r.skipped) continue;
-      any_run = true;
-      any_failed |= !r.passed();
-    }
-    if (any_failed) ++failed;
-    else if (any_run) ++passed;
-  }
+  // One count, stated once: every row of the table (a scenario, policy,
+  // backend and swap interval) and every end-to-end case is one verification.
+  std::size_t passed = 0, failed = 0, skipped = 0;
   for (const auto& x : runs) {
-    skipped_runs += x.metrics.skipped;
-    failed_runs += !x.metrics.skipped && !x.metrics.passed();
+    if (x.metrics.skipped) ++skipped;
+    else if (x.metrics.passed()) ++passed;
+    else ++failed;
   }
-  std::printf("%zu configuration(s) x %u repetition(s): %zu failed verification, %zu skipped\n", runs.size(), repeat,
-              failed_runs, skipped_runs);
-  std::printf("%zu passed, %zu failed\n", passed, failed);
+  for (const auto& o : outcomes)
+    for (const auto& c : o.cases) {
+      if (!c.skip_reason.empty()) ++skipped;
+      else if (c.passed()) ++passed;
+      else ++failed;
+    }
+  std::printf("%zu passed, %zu failed, %zu skipped\n", passed, failed, skipped);
   return failed == 0 ? 0 : 1;
 }

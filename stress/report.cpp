@@ -355,7 +355,20 @@ void print_summary_lines(std::FILE* out, const std::vector<measured>& runs) {
   }
 }
 
-bool write_json(const std::string& path, const report_context& ctx, const std::vector<measured>& runs) {
+void print_host_outcomes(std::FILE* out, const std::vector<host_outcome>& outcomes) {
+  for (const auto& o : outcomes)
+    for (const auto& c : o.cases) {
+      std::fprintf(out, "SUMMARY scenario=%s case=%s", o.scenario.c_str(), c.name.c_str());
+      for (const auto& [key, value] : c.metrics) std::fprintf(out, " %s=%.6g", key.c_str(), value);
+      std::fprintf(out, " violations=%zu result=%s\n", c.violations.size(),
+                   result_word(!c.skip_reason.empty(), c.passed()).c_str());
+      if (!c.skip_reason.empty()) std::fprintf(out, "  skipped: %s\n", c.skip_reason.c_str());
+      for (const auto& v : c.violations) std::fprintf(out, "  violation: %s\n", v.c_str());
+    }
+}
+
+bool write_json(const std::string& path, const report_context& ctx, const std::vector<measured>& runs,
+                const std::vector<host_outcome>& outcomes) {
   std::ofstream o(path);
   if (!o) return false;
   const clock_info& c = cycle_clock::info();
@@ -438,6 +451,21 @@ bool write_json(const std::string& path, const report_context& ctx, const std::v
     }
     o << "]}";
   }
+  o << "\n],\n\"host_scenarios\":[";
+  bool first = true;
+  for (const auto& h : outcomes)
+    for (const auto& c : h.cases) {
+      o << (first ? "\n" : ",\n") << "{\"scenario\":\"" << json_escape(h.scenario) << "\",\"case\":\""
+        << json_escape(c.name) << "\",\"result\":\"" << result_word(!c.skip_reason.empty(), c.passed()) << '"';
+      if (!c.skip_reason.empty()) o << ",\"skip_reason\":\"" << json_escape(c.skip_reason) << '"';
+      o << ",\"metrics\":{";
+      for (std::size_t k = 0; k < c.metrics.size(); ++k)
+        o << (k ? "," : "") << '"' << json_escape(c.metrics[k].first) << "\":" << num(c.metrics[k].second);
+      o << "},\"violations\":[";
+      for (std::size_t k = 0; k < c.violations.size(); ++k) o << (k ? "," : "") << '"' << json_escape(c.violations[k]) << '"';
+      o << "]}";
+      first = false;
+    }
   o << "\n]}\n";
   return static_cast<bool>(o);
 }

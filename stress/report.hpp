@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "host_scenario.hpp"
 #include "rig.hpp"
 
 namespace hotswap::stress {
@@ -56,10 +57,19 @@ struct measured {
 
 run_metrics summarize(const std::vector<run_result>& repetitions, pick_rule pick);
 
+/// The cases one end-to-end scenario reported.
+struct host_outcome {
+  std::string scenario;
+  std::vector<host_case> cases;
+};
+
 void print_header(std::FILE* out, const report_context& ctx);
 void print_table(std::FILE* out, const std::vector<measured>& runs);
 void print_summary_lines(std::FILE* out, const std::vector<measured>& runs);
-bool write_json(const std::string& path, const report_context& ctx, const std::vector<measured>& runs);
+/// End-to-end scenarios: one line per case, its violations, and a SUMMARY line.
+void print_host_outcomes(std::FILE* out, const std::vector<host_outcome>& outcomes);
+bool write_json(const std::string& path, const report_context& ctx, const std::vector<measured>& runs,
+                const std::vector<host_outcome>& outcomes);
 
 /// Machine facts for the header and the JSON.
 std::string cpu_model();

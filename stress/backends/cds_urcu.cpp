@@ -1,5 +1,5 @@
 // hotswap's slot over libcds's general_buffered URCU (cds_urcu_domain).
-#include <hotswap/cds_urcu_grace.hpp>
+#include <policies.hpp>
 
 #include "../registry.hpp"
 #include "../rig.hpp"
@@ -9,7 +9,7 @@ namespace hotswap::stress {
 namespace {
 
 struct cds_urcu_traits {
-  using grace = hotswap::cds_urcu_grace;
+  using grace = hotswap::testing::cds_urcu::domain_type::grace_type;
   static constexpr std::string_view name = "cds-urcu";
   static constexpr std::string_view description =
       "hotswap::cds_urcu_domain: libcds general_buffered URCU read side and synchronize()";

@@ -1,6 +1,6 @@
 // hotswap's reference policy: a read section is a std::shared_mutex shared
 // lock, a grace period takes it exclusively once.
-#include <hotswap/shared_mutex_grace.hpp>
+#include <policies.hpp>
 
 #include "../registry.hpp"
 #include "../rig.hpp"
@@ -10,7 +10,7 @@ namespace hotswap::stress {
 namespace {
 
 struct shared_mutex_traits {
-  using grace = hotswap::shared_mutex_grace;
+  using grace = hotswap::testing::shared_mutex_reference::domain_type::grace_type;
   static constexpr std::string_view name = "shared-mutex";
   static constexpr std::string_view description =
       "hotswap::shared_mutex_domain: std::shared_mutex shared lock per call, exclusive per grace period";

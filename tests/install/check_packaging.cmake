@@ -18,9 +18,11 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install/consumer -B ${WORK_DIR}/by-f
     -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${prefix})
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/by-find-package)
 run(${WORK_DIR}/by-find-package/consumer)
+run(${WORK_DIR}/by-find-package/consumer_layers)
 
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install/consumer -B ${WORK_DIR}/by-add-subdirectory
     -DCMAKE_CXX_COMPILER=${CXX} -DHOTSWAP_SOURCE_DIR=${SOURCE_DIR})
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/by-add-subdirectory)
 run(${WORK_DIR}/by-add-subdirectory/consumer)
+run(${WORK_DIR}/by-add-subdirectory/consumer_layers)
 message(STATUS "find_package and add_subdirectory consumers built and ran")

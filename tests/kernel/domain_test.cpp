@@ -3,7 +3,7 @@
 #include <thread>
 #include <vector>
 
-#include "policies.hpp"
+#include "typed_policies.hpp"
 #include "tracked.hpp"
 
 namespace hotswap::testing {
@@ -14,7 +14,7 @@ class domain_test : public ::testing::Test {
  protected:
   using domain_type = typename P::domain_type;
 };
-TYPED_TEST_SUITE(domain_test, all_policies, policy_names);
+TYPED_TEST_SUITE(domain_test, all_policy_types, policy_names);
 
 TYPED_TEST(domain_test, read_sections_nest) {
   typename TypeParam::domain_type d(TypeParam::options());

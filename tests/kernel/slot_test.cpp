@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include "policies.hpp"
+#include "typed_policies.hpp"
 #include "tracked.hpp"
 
 namespace hotswap::testing {
@@ -18,7 +18,7 @@ class slot_test : public ::testing::Test {
   domain_type dom{P::options()};
   tracked::counters counters;
 };
-TYPED_TEST_SUITE(slot_test, all_policies, policy_names);
+TYPED_TEST_SUITE(slot_test, all_policy_types, policy_names);
 
 TYPED_TEST(slot_test, publish_replaces_and_numbers_increase) {
   typename TestFixture::slot_type s(this->dom, "first", {}, 10, this->counters);

@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <string>
 
-#include <hotswap/detail/watch_hash.hpp>
+#include <hotswap/watch/detail/hash.hpp>
 
 namespace {
 

@@ -1,14 +1,20 @@
-// The policies every kernel test runs against, written once (typed tests).
+// The one list of reclamation policies that tests, the stress rig and the
+// benchmarks run against: the shipped default in both reader modes, and the
+// test-only references (never installed): libcds URCU and std::shared_mutex.
+//
+// Each entry names its domain type and how to build the domain's options.
+// Typed tests instantiate every entry (tests/kernel), the rig wraps each in a
+// backend (stress/backends), the benchmarks measure each (bench/).
 #pragma once
 
-#include <gtest/gtest.h>
+#include <hotswap/domain.hpp>
+#include <hotswap/options.hpp>
 
-#include <hotswap/cds_urcu_grace.hpp>
-#include <hotswap/hotswap.hpp>
+#include "cds_urcu_grace.hpp"
+#include "shared_mutex_grace.hpp"
 
 namespace hotswap::testing {
 
-/// Each policy names its domain type and how a test builds one.
 struct epoch_membarrier {
   using domain_type = hotswap::domain;
   static constexpr const char* name = "epoch_membarrier";
@@ -38,11 +44,13 @@ struct shared_mutex_reference {
   static domain_options options() { return {}; }
 };
 
-using all_policies = ::testing::Types<epoch_membarrier, epoch_fence, cds_urcu, shared_mutex_reference>;
-
-struct policy_names {
-  template <class P>
-  static std::string GetName(int) { return P::name; }
+template <class... P>
+struct policy_list {
+  /// The same list as another template's arguments (::testing::Types, ...).
+  template <template <class...> class To>
+  using as = To<P...>;
 };
+
+using all_policies = policy_list<epoch_membarrier, epoch_fence, cds_urcu, shared_mutex_reference>;
 
 }  // namespace hotswap::testing

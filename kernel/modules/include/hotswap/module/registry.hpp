@@ -46,7 +46,7 @@
 #include <string_view>
 #include <vector>
 
-#include "../domain.hpp"
+#include <hotswap/domain.hpp>
 #include "error.hpp"
 #include "loaded_module.hpp"
 #include "module_slot.hpp"

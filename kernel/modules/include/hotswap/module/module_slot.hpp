@@ -32,10 +32,10 @@
 #include <utility>
 #include <vector>
 
-#include "../domain.hpp"
-#include "../options.hpp"
-#include "../pin.hpp"
-#include "../slot.hpp"
+#include <hotswap/domain.hpp>
+#include <hotswap/options.hpp>
+#include <hotswap/pin.hpp>
+#include <hotswap/slot.hpp>
 #include "error.hpp"
 #include "loaded_module.hpp"
 #include "record.hpp"

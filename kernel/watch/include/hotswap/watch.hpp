@@ -22,7 +22,7 @@
 // process out of inotify instances) or when asked, the watcher lists and
 // stats the directory every poll_interval instead, and it rescans the same
 // way when the kernel's event queue overflowed. Either way the checks and
-// reports are the same (detail/watch_tracker.hpp). Ask for polling on network
+// reports are the same (watch/detail/tracker.hpp). Ask for polling on network
 // and FUSE file systems: inotify works there but hears only local writers.
 //
 // Driving it: start() runs it on a thread of its own, which sleeps in
@@ -57,11 +57,11 @@
 #include <thread>
 #include <utility>
 
-#include "detail/watch_fd.hpp"
-#include "detail/watch_hash.hpp"
-#include "detail/watch_inotify.hpp"
-#include "detail/watch_options.hpp"
-#include "detail/watch_tracker.hpp"
+#include <hotswap/detail/unique_fd.hpp>
+#include "watch/detail/hash.hpp"
+#include "watch/detail/inotify.hpp"
+#include "watch/detail/options.hpp"
+#include "watch/detail/tracker.hpp"
 
 namespace hotswap {
 

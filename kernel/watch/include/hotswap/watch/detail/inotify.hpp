@@ -27,7 +27,7 @@
 #include <system_error>
 #include <unistd.h>
 
-#include "watch_fd.hpp"
+#include <hotswap/detail/unique_fd.hpp>
 
 namespace hotswap::detail {
 

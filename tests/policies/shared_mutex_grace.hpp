@@ -8,9 +8,9 @@
 #include <memory>
 #include <shared_mutex>
 
-#include "detail/thread_records.hpp"
-#include "domain.hpp"
-#include "options.hpp"
+#include <hotswap/detail/thread_records.hpp>
+#include <hotswap/domain.hpp>
+#include <hotswap/options.hpp>
 
 namespace hotswap {
 

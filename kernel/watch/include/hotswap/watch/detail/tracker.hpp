@@ -46,9 +46,9 @@
 #include <utility>
 #include <vector>
 
-#include "watch_fd.hpp"
-#include "watch_hash.hpp"
-#include "watch_options.hpp"
+#include <hotswap/detail/unique_fd.hpp>
+#include "hash.hpp"
+#include "options.hpp"
 
 namespace hotswap::detail {
 

@@ -168,11 +168,12 @@ struct hooks {
 
 /// In one .cpp of the plugin, at global scope: exports the descriptor. `table` is a
 /// `static const Interface`; the four hooks are C++ functions (see plugin::hooks), the last
-/// two may be nullptr.
-#define HOTSWAP_PLUGIN(Interface, module_name, build_version, table, startup, shutdown, migrate, self_test)      \
+/// two may be nullptr. (The parameters end in _fn so that a hook named like a member of
+/// plugin::hooks, e.g. `startup`, or not, e.g. `start`, expands the same way.)
+#define HOTSWAP_PLUGIN(Interface, module_name, build_version, table, startup_fn, shutdown_fn, migrate_fn, self_test_fn)      \
   static_assert(std::is_same_v<decltype(table), const Interface>, "the table must be a const " #Interface);        \
   extern "C" HOTSWAP_PLUGIN_EXPORT const hotswap_plugin_descriptor* hotswap_plugin_entry(void) {                  \
-    using hooks_ = ::hotswap::plugin::hooks<startup, shutdown, migrate, self_test>;                               \
+    using hooks_ = ::hotswap::plugin::hooks<startup_fn, shutdown_fn, migrate_fn, self_test_fn>;                               \
     static const hotswap_plugin_descriptor descriptor = {HOTSWAP_PLUGIN_ABI_VERSION,                              \
                                                          sizeof(hotswap_plugin_descriptor),                       \
                                                          ::hotswap::interface_traits<Interface>::name,            \

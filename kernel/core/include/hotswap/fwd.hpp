@@ -1,7 +1,11 @@
-// Every public name of the kernel, once: a map of the API.
+// Every public name of the core layer, once: a map of its API. The modules
+// layer (<hotswap/module/module.hpp>) and the watch layer (<hotswap/watch.hpp>)
+// sit above it and open with their own maps.
 #pragma once
 
 #include <cstdint>
+
+#include "grace_policy.hpp"  // the concept basic_domain is declared with
 
 namespace hotswap {
 
@@ -12,11 +16,10 @@ struct domain_options;
 struct slot_options;
 struct stall_report;           // a reader stuck in a section, as reported
 
-// domain.hpp / *_grace.hpp: reclamation domains, one set of verbs
-template <class Grace> class basic_domain;  // lock/unlock, synchronize, retire, barrier, poll
-class epoch_grace;             // default: epoch announce + lazy membarrier
-class shared_mutex_grace;      // reference policy (std::shared_mutex)
-class cds_urcu_grace;          // libcds general_buffered URCU (cds_urcu_grace.hpp)
+// domain.hpp / epoch_grace.hpp: a reclamation domain over a grace policy
+// concept grace_policy      (grace_policy.hpp) what a policy provides
+template <class Grace> class basic_domain;  // Grace: a grace_policy  // lock/unlock, synchronize, retire, barrier, poll
+class epoch_grace;             // the default policy: epoch announce + lazy membarrier
 using domain = basic_domain<epoch_grace>;
 template <class Reader> class read_section;  // RAII read section
 struct retired_node;           // intrusive retire node (retire.hpp)
@@ -30,12 +33,5 @@ struct version_info;           // number, label, creation time
 struct version_status;         // live version with serving flag and pin count
 struct publish_result;         // status + version number
 enum class publish_status;     // published | backpressure | conflict
-
-// watch.hpp: change detection on a directory (inotify, polling fallback)
-class watcher;                 // debounced, content-hashed change events
-struct watch_options;
-enum class watch_mode;         // automatic | inotify | poll
-struct file_change;            // path, kind, content hash, size, mtime
-enum class change_kind;        // changed | removed
 
 }  // namespace hotswap

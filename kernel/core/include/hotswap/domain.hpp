@@ -26,6 +26,7 @@
 #include <utility>
 
 #include "epoch_grace.hpp"
+#include "grace_policy.hpp"
 #include "options.hpp"
 #include "retire.hpp"
 
@@ -33,6 +34,10 @@ namespace hotswap {
 
 template <class Grace>
 class basic_domain {
+  // Checked here rather than in the template head so that fwd.hpp can name
+  // basic_domain<epoch_grace> before epoch_grace is complete.
+  static_assert(grace_policy<Grace>, "see grace_policy.hpp for what a grace policy provides");
+
  public:
   using grace_type = Grace;
   using reader = typename Grace::reader;

@@ -17,9 +17,9 @@
 #include <cstdint>
 #include <memory>
 
-#include "detail/thread_records.hpp"
-#include "domain.hpp"
-#include "options.hpp"
+#include <hotswap/detail/thread_records.hpp>
+#include <hotswap/domain.hpp>
+#include <hotswap/options.hpp>
 
 namespace hotswap {
 

@@ -1,5 +1,5 @@
-// A file descriptor that closes itself: the watcher owns an inotify instance,
-// an eventfd to wake its thread, and an epoll set joining the two.
+// A file descriptor that closes itself (the watcher's inotify, eventfd and
+// epoll descriptors; the module loader's plugin files and memfds).
 #pragma once
 
 #include <unistd.h>
