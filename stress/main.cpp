@@ -246,14 +246,17 @@ int main(int argc, char** argv) {
   }
 
   const auto& registry = hs::all_backends();
-  const auto scenario_names = hs::all_scenario_names();
+  std::vector<std::string_view> scenario_names;
+  for (const auto& sc : hs::all_scenarios()) scenario_names.push_back(sc.name);
   if (list) {
     std::printf("backends:\n");
     for (const auto& b : registry)
       std::printf("  %-20s %s%s\n", std::string(b.name).c_str(), std::string(b.description).c_str(),
                   b.self_test ? " [not in `all`]" : b.tsan_note.empty() ? "" : " [left out of `all` under TSan]");
-    std::printf("scenarios (every backend):\n");
-    for (const auto& s : scenario_names) std::printf("  %s\n", std::string(s).c_str());
+    std::printf("scenarios:\n");
+    for (const auto& sc : hs::all_scenarios())
+      std::printf("  %-20s %s (%zu backends)\n", std::string(sc.name).c_str(), std::string(sc.description).c_str(),
+                  sc.runners.size());
     std::printf("end-to-end scenarios (the shipped kernel):\n");
     for (const auto& h : hs::all_host_scenarios()) std::printf("  %-20s %s\n", h.name, h.description);
     return 0;
@@ -262,7 +265,7 @@ int main(int argc, char** argv) {
   // Resolve names. Under ThreadSanitizer `all` leaves out backends whose
   // synchronisation happens inside an uninstrumented library (TSan would
   // report every reclaim as a race); naming one explicitly still runs it.
-  std::vector<const hs::backend_entry*> chosen;
+  std::vector<const hs::backend_info*> chosen;
   std::vector<std::string> notes;
   for (const auto& name : backends) {
     if (name == "all") {
@@ -333,10 +336,21 @@ int main(int argc, char** argv) {
   for (const auto& n : notes) std::printf("%s\n", n.c_str());
   std::fflush(stdout);
 
-  std::vector<hs::run_config> configs;
-  for (const auto& scenario : chosen_scenarios)
+  // A configuration for every (scenario, policy, backend, interval) whose
+  // scenario runs on that backend.
+  struct planned {
+    hs::run_config cfg;
+    hs::run_result (*run)(const hs::run_config&);
+  };
+  std::vector<planned> configs;
+  for (const auto& scenario : chosen_scenarios) {
+    const auto& entry = *std::find_if(hs::all_scenarios().begin(), hs::all_scenarios().end(),
+                                      [&](const auto& sc) { return sc.name == scenario; });
     for (const auto policy : policies)
-      for (const auto* b : chosen)
+      for (const auto* b : chosen) {
+        auto runner = std::find_if(entry.runners.begin(), entry.runners.end(),
+                                   [&](const auto& r) { return r.backend.name == b->name; });
+        if (runner == entry.runners.end()) continue;
         for (const auto& interval : intervals) {
           hs::run_config cfg = base;
           cfg.scenario = scenario;
@@ -346,17 +360,16 @@ int main(int argc, char** argv) {
           if (window_us) cfg.after_swap_window_ns = *window_us * 1000;
           else if (interval && *interval != 0) cfg.after_swap_window_ns = std::min<std::uint64_t>(100, *interval / 2) * 1000;
           else cfg.after_swap_window_ns = 100'000;
-          configs.push_back(cfg);
+          configs.push_back({cfg, runner->run});
         }
+      }
+  }
   // Repetitions interleave (every configuration once, then again), so a burst
   // of outside load on a shared machine hits one repetition of several
   // configurations rather than every repetition of one.
   std::vector<hs::measured> runs(configs.size());
   for (unsigned rep = 0; rep < repeat; ++rep)
-    for (std::size_t k = 0; k < configs.size(); ++k) {
-      const auto* b = *std::find_if(chosen.begin(), chosen.end(), [&](const auto* e) { return e->name == configs[k].backend; });
-      runs[k].repetitions.push_back(b->run(configs[k]));
-    }
+    for (std::size_t k = 0; k < configs.size(); ++k) runs[k].repetitions.push_back(configs[k].run(configs[k].cfg));
   for (auto& m : runs) m.metrics = hs::summarize(m.repetitions, pick);
 
   // End-to-end scenarios, after the kernel's: each owns its whole experiment.

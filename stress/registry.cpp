@@ -1,30 +1,24 @@
 #include "registry.hpp"
 
-#include "rig.hpp"
+#include <algorithm>
 
 namespace hotswap::stress {
 
-const std::vector<backend_entry>& all_backends() {
-  static const std::vector<backend_entry> list = {
-      epoch_membarrier_entry(),  // hotswap::domain as shipped: the default backend
-      epoch_fence_entry(),       //
-      cds_urcu_entry(),          //
-      urcu_memb_sync_entry(),    //
-      urcu_memb_call_rcu_entry(),
-      shared_mutex_entry(),      //
-      atomic_shared_ptr_entry(),
-      broken_entry(),            // self-test of the checks, never in `all`
-  };
+const std::vector<scenario_entry>& all_scenarios() {
+  static const std::vector<scenario_entry> list = {memory_scenario_entry(), plugin_scenario_entry()};
   return list;
 }
 
-namespace {
-template <class... S>
-std::vector<std::string_view> names(scenario_list<S...>) {
-  return {S::name...};
+const std::vector<backend_info>& all_backends() {
+  static const std::vector<backend_info> list = [] {
+    std::vector<backend_info> out;
+    for (const auto& s : all_scenarios())
+      for (const auto& r : s.runners)
+        if (std::none_of(out.begin(), out.end(), [&](const backend_info& b) { return b.name == r.backend.name; }))
+          out.push_back(r.backend);
+    return out;
+  }();
+  return list;
 }
-}  // namespace
-
-std::vector<std::string_view> all_scenario_names() { return names(all_scenarios{}); }
 
 }  // namespace hotswap::stress

@@ -1,27 +1,23 @@
-// Every backend the rig can run, in the order `--backend all` runs them.
+// Every kernel scenario the rig can run, each from its own source file, in the
+// order `--scenario all` runs them; and the backends they run on.
 //
-// Adding one: write backends/NAME.hpp after backend.hpp's contract, a
-// backends/NAME.cpp returning make_backend_entry<...>(), declare it below and
-// list it in registry.cpp.
+// Adding a scenario: write scenarios/NAME.hpp after scenario.hpp's contract
+// and scenarios/NAME.cpp returning make_scenario_entry<...>(backends), then
+// declare the function below and list it in registry.cpp.
 #pragma once
 
-#include <string_view>
 #include <vector>
+
+#include "rig.hpp"
 
 namespace hotswap::stress {
 
-struct backend_entry;
+scenario_entry memory_scenario_entry();
+scenario_entry plugin_scenario_entry();
 
-backend_entry epoch_membarrier_entry();
-backend_entry epoch_fence_entry();
-backend_entry cds_urcu_entry();
-backend_entry urcu_memb_sync_entry();
-backend_entry urcu_memb_call_rcu_entry();
-backend_entry shared_mutex_entry();
-backend_entry atomic_shared_ptr_entry();
-backend_entry broken_entry();  // self-test only: deliberately wrong
+const std::vector<scenario_entry>& all_scenarios();
 
-const std::vector<backend_entry>& all_backends();
-std::vector<std::string_view> all_scenario_names();
+/// Every backend some scenario runs on, in list order, each once.
+const std::vector<backend_info>& all_backends();
 
 }  // namespace hotswap::stress

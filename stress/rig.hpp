@@ -4,7 +4,7 @@
 // One run = one (scenario, backend, policy, swap interval). The runner is a
 // template over both, so a call is inlined end to end: no virtual call sits
 // between a caller and the mechanism it measures. Type erasure happens once per
-// run (backend_entry::run).
+// run (scenario_entry::runner::run).
 #pragma once
 
 #include <pthread.h>
@@ -28,17 +28,18 @@
 #include <type_traits>
 #include <vector>
 
+#include <hotswap/options.hpp>
+
 #include "backend.hpp"
 #include "clock.hpp"
 #include "histogram.hpp"
 #include "membarrier_count.hpp"
 #include "probe.hpp"
 #include "scenario.hpp"
-#include "scenarios/all.hpp"
 
 namespace hotswap::stress {
 
-enum class call_policy { per_call, pinned };
+using hotswap::call_policy;
 enum class run_mode { latency, throughput };
 
 inline std::string_view to_string(call_policy p) { return p == call_policy::per_call ? "per-call" : "pinned"; }
@@ -378,7 +379,7 @@ void swapper_main(B& backend, S& scenario, run_probe& probe, control& ctl, const
 }  // namespace detail
 
 /// One run of scenario S on backend template BT.
-template <class S, template <class> class BT>
+template <scenario S, template <class> class BT>
 run_result run(const run_config& cfg) {
   using V = typename S::version;
   using B = BT<V>;
@@ -509,31 +510,30 @@ run_result run(const run_config& cfg) {
   return res;
 }
 
-/// One entry per backend: its name and a runner for every scenario.
-struct backend_entry {
+/// What `--list` and the final report say about a backend.
+struct backend_info {
   std::string_view name;
   std::string_view description;
   std::string_view tsan_note;  ///< non-empty: left out of `all` under TSan, and why
   bool self_test;              ///< deliberately broken: never part of `all`
-  run_result (*run)(const run_config&);
 };
 
-namespace detail {
-template <class First, class... Rest>
-First first_of(scenario_list<First, Rest...>);
+/// A backend template (backend.hpp) as a list element.
+template <template <class> class... BT>
+struct backend_list {};
 
-template <template <class> class BT, class... S>
-run_result dispatch(const run_config& cfg, scenario_list<S...>) {
-  run_result r;
-  const bool found = ((cfg.scenario == S::name ? (r = run<S, BT>(cfg), true) : false) || ...);
-  if (!found) {
-    r.config = cfg;
-    r.skipped = true;
-    r.skip_reason = "unknown scenario";
-  }
-  return r;
-}
-}  // namespace detail
+/// One scenario and the backends it runs on, each with its runner. A scenario
+/// source file (scenarios/NAME.cpp) instantiates the rig for exactly the
+/// backends it lists, so one scenario's headers never reach another's file.
+struct scenario_entry {
+  std::string_view name;
+  std::string_view description;
+  struct runner {
+    backend_info backend;
+    run_result (*run)(const run_config&);
+  };
+  std::vector<runner> runners;
+};
 
 namespace detail {
 template <class B>
@@ -543,12 +543,12 @@ constexpr bool is_self_test() {
 }
 }  // namespace detail
 
-template <template <class> class BT>
-backend_entry make_backend_entry() {
-  using any_version = typename decltype(detail::first_of(all_scenarios{}))::version;
-  using B = BT<any_version>;  // names do not depend on the version type
-  return {B::name, B::description, B::tsan_note, detail::is_self_test<B>(),
-          [](const run_config& cfg) { return detail::dispatch<BT>(cfg, all_scenarios{}); }};
+template <scenario S, template <class> class... BT>
+scenario_entry make_scenario_entry(backend_list<BT...>) {
+  return {S::name, S::description,
+          {{{BT<typename S::version>::name, BT<typename S::version>::description, BT<typename S::version>::tsan_note,
+             detail::is_self_test<BT<typename S::version>>()},
+            &run<S, BT>}...}};
 }
 
 }  // namespace hotswap::stress

@@ -1,21 +1,23 @@
-// Scenarios: what a version is and what one call does.
+// Kernel scenarios: what a version is and what one call does (the `scenario`
+// concept at the end of this file states it).
 //
-// A scenario S provides
-//   static constexpr std::string_view name, description;
-//   struct version : version_base { ... };   movable; the payload backends store
-//   S(const scenario_config&, run_probe&);   on the main thread, before the run
-//   version make();                          a complete new version; runs on a
-//                                            swapper thread before publish (so a
-//                                            plugin scenario loads its .so here)
-//   std::uint64_t call(const version&, std::uint64_t arg) const;
-//                                            the work of one call, in a section
+//   name, description                  static string_views
+//   version : version_base             movable; the payload backends store
+//   S(const scenario_config&, run_probe&)  on the main thread, before the run
+//   make()                             a complete new version; runs on a swapper
+//                                      thread before publish (so a plugin
+//                                      scenario loads its .so there)
+//   call(const version&, uint64_t)     the work of one call, inside a section
 //
 // The rig numbers versions in publish order (version_base::number) and checks
-// the canary; a scenario only adds its payload and its work. Scenarios are
-// listed in scenarios/all.hpp; every backend runs every scenario.
+// the canary; a scenario only adds its payload and its work. Each scenario has
+// its own source file (scenarios/NAME.cpp) that instantiates the rig for the
+// backends it runs on; registry.cpp lists the files' entries. End-to-end
+// scenarios (a real server under load) follow host_scenario.hpp instead.
 #pragma once
 
 #include <atomic>
+#include <concepts>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -71,6 +73,18 @@ class version_base {
  private:
   std::atomic<std::uint64_t> canary_{live_canary};
   run_probe* probe_;
+};
+
+template <class S>
+concept scenario = requires(S& s, const S& cs, const scenario_config& cfg, run_probe& probe,
+                            const typename S::version& v, std::uint64_t arg) {
+  { S::name } -> std::convertible_to<std::string_view>;
+  { S::description } -> std::convertible_to<std::string_view>;
+  requires std::derived_from<typename S::version, version_base>;
+  requires std::move_constructible<typename S::version>;
+  requires std::constructible_from<S, const scenario_config&, run_probe&>;
+  { s.make() } -> std::same_as<typename S::version>;
+  { cs.call(v, arg) } -> std::same_as<std::uint64_t>;
 };
 
 }  // namespace hotswap::stress

@@ -14,6 +14,7 @@ enum class grace_mode;         // automatic | membarrier | fence
 enum class reclaim_mode;       // background | manual
 struct domain_options;
 struct slot_options;
+enum class call_policy;         // per_call | pinned
 struct stall_report;           // a reader stuck in a section, as reported
 
 // domain.hpp / epoch_grace.hpp: a reclamation domain over a grace policy

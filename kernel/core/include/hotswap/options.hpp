@@ -69,6 +69,11 @@ struct domain_options {
   std::function<void(const stall_report&)> on_stall;
 };
 
+/// How a caller reaches a slot's versions. per_call: every call sees the
+/// newest version (a read section per call). pinned: a session (a connection,
+/// a transaction) takes a pin when it starts and keeps that version to its end.
+enum class call_policy { per_call, pinned };
+
 struct slot_options {
   /// Cap on versions that were replaced but are not destroyed yet (waiting for
   /// a grace period or for their pins). Past it, publish() answers

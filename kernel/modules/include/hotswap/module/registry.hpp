@@ -54,8 +54,6 @@
 
 namespace hotswap {
 
-enum class call_policy { per_call, pinned };
-
 struct registry_options {
   /// policy.allowed_dir is required.
   loader_options loader;
