@@ -1,0 +1,200 @@
+// container_host: the registry, the schema check before a swap, the watcher.
+#include "hotswap/db/container_host.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "hotswap/db/connection.hpp"
+
+namespace hotswap::db {
+
+namespace {
+
+registry_options registry_options_of(const host_options& o) {
+  if (o.container_dir.empty()) throw std::invalid_argument("hotswap::db::container_host: container_dir is required");
+  registry_options r;
+  r.loader.policy.allowed_dir = std::filesystem::absolute(o.container_dir);
+  r.loader.policy.sha256_allow = o.sha256_allow;
+  r.loader.policy.check_permissions = o.check_permissions;
+  r.loader.shadow.mode = o.shadow_copies ? shadow_mode::file : shadow_mode::in_place;
+  r.loader.shadow.dir = o.shadow_dir;
+  r.loader.log = o.log;
+  r.history = o.history;
+  return r;
+}
+
+// sqlite3_exec into a db_error.
+void exec(sqlite3* db, const std::string& sql, const std::string& where) {
+  char* message = nullptr;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message) == SQLITE_OK) return;
+  const std::string why = message != nullptr ? message : sqlite3_errmsg(db);
+  sqlite3_free(message);
+  throw db_error(db_errc::sqlite, where + ": " + sql + ": " + why);
+}
+
+std::string quoted(const std::string& identifier) {
+  std::string out = "\"";
+  for (char c : identifier) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+}  // namespace
+
+container_host::container_host(host_options options)
+    : options_(std::move(options)), registry_(domain_, registry_options_of(options_)) {}
+
+container_host::~container_host() { watcher_.reset(); }
+
+std::uint64_t container_host::load(const std::string& name, const std::filesystem::path& file,
+                                   const std::string& principal) {
+  const std::uint64_t v = registry_.add<container_api>(principal, name, file);
+  {
+    std::lock_guard lock(mutex_);
+    files_[name] = file;
+  }
+  bump();
+  return v;
+}
+
+swap_report container_host::swap(const std::string& name, const std::filesystem::path& file,
+                                 const swap_options& options) {
+  return publish(name, options, false, file, 0);
+}
+
+swap_report container_host::rollback(const std::string& name, std::uint64_t version, const swap_options& options) {
+  return publish(name, options, true, {}, version);
+}
+
+swap_report container_host::publish(const std::string& name, const swap_options& options, bool rollback,
+                                    const std::filesystem::path& file, std::uint64_t version) {
+  const std::vector<schema_use> uses = uses_of(name);
+  if (!uses.empty() && !options.reindex) {
+    std::string why = name + ": refused: the serving version's deterministic functions are stored in the schema (";
+    for (std::size_t i = 0; i < uses.size(); ++i) why += (i ? "; " : "") + uses[i].describe();
+    why += "); a new version could make that data wrong. Swap with reindex to rebuild it on the new version";
+    emit_refusal(options.principal, name, file.string(), why);
+    throw db_error(db_errc::used_by_schema, why);
+  }
+  const swap_result r = rollback ? registry_.rollback(options.principal, name, version)
+                                 : registry_.swap(options.principal, name, file);
+  if (r.record) {
+    std::lock_guard lock(mutex_);
+    files_[name] = r.record->identity().file;
+  }
+  bump();
+  swap_report out{r.version, r.replaced, {}};
+  if (!uses.empty()) {
+    reindex(name, uses);
+    out.reindexed = uses;
+  }
+  return out;
+}
+
+std::vector<schema_use> container_host::uses_of(const std::string& name) {
+  std::vector<std::string> deterministic;
+  {
+    module_pin<container_api> serving = container(name).pin();
+    for (std::uint32_t i = 0; i < serving->function_count; ++i) {
+      const hotswap_db_function& f = serving->functions[i];
+      if ((f.flags & HOTSWAP_DB_DETERMINISTIC) != 0 && f.name != nullptr) deterministic.emplace_back(f.name);
+    }
+  }
+  std::vector<schema_use> out;
+  if (deterministic.empty()) return out;
+  std::vector<std::string> paths;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [path, n] : databases_) paths.push_back(path);
+  }
+  for (const std::string& path : paths)
+    for (schema_use& u : find_schema_uses(path, deterministic)) out.push_back(std::move(u));
+  return out;
+}
+
+std::vector<schema_use> container_host::schema_uses(const std::string& name) { return uses_of(name); }
+
+// On a connection of our own, attached to the version just published.
+void container_host::reindex(const std::string& name, const std::vector<schema_use>& uses) {
+  std::vector<std::string> databases;
+  for (const schema_use& u : uses)
+    if (std::find(databases.begin(), databases.end(), u.database) == databases.end()) databases.push_back(u.database);
+  for (const std::string& path : databases) {
+    sqlite3* raw = nullptr;
+    const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr);
+    std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, &sqlite3_close);
+    if (rc != SQLITE_OK) throw db_error(db_errc::sqlite, path + ": cannot open for REINDEX: " + sqlite3_errstr(rc));
+    sqlite3_busy_timeout(db.get(), 10000);
+    connection conn(*this, db.get());
+    conn.attach(name);
+    for (const schema_use& u : uses)
+      if (u.database == path) exec(db.get(), "REINDEX " + quoted(u.type == "index" ? u.name : u.table), path);
+  }
+}
+
+std::vector<container_status> container_host::list() {
+  std::vector<container_status> out;
+  for (const std::string& name : registry_.names()) {
+    container_status s;
+    s.name = name;
+    s.serving = registry_.module(name).current_version();
+    s.versions = registry_.status(name);
+    for (const version_report& r : s.versions)
+      if (r.number == s.serving) {
+        s.build = r.id.build_version;
+        s.file = r.id.file;
+      }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void container_host::watch(std::chrono::milliseconds debounce) {
+  if (watcher_) return;
+  watch_options w;
+  w.filter = name_ends_with(".so");
+  w.debounce = debounce;
+  watcher_ = std::make_unique<watcher>(options_.container_dir, w, [this](const file_change& c) {
+    if (c.kind != change_kind::changed) return;
+    std::vector<std::string> names;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [name, file] : files_)
+        if (file.filename() == c.path.filename()) names.push_back(name);
+    }
+    for (const std::string& name : names) {
+      try {
+        swap(name, c.path, {options_.watcher_principal, false});
+      } catch (const std::exception&) {
+        // Logged as a refusal by the registry or by publish(); the serving version stays.
+      }
+    }
+  });
+  watcher_->start();
+}
+
+bool container_host::sync_watcher(std::chrono::nanoseconds timeout) { return !watcher_ || watcher_->sync(timeout); }
+
+void container_host::add_database(const std::string& path) {
+  if (path.empty()) return;  // in-memory and temporary databases have no schema to protect across connections
+  std::lock_guard lock(mutex_);
+  ++databases_[path];
+}
+
+void container_host::remove_database(const std::string& path) {
+  std::lock_guard lock(mutex_);
+  auto it = databases_.find(path);
+  if (it != databases_.end() && --it->second == 0) databases_.erase(it);
+}
+
+void container_host::emit_refusal(const std::string& principal, const std::string& name, const std::string& file,
+                                  const std::string& why) {
+  if (!options_.log) return;
+  module_event e{module_event_kind::refused, principal, name, file, 0, 0, {}, {}, why};
+  try {
+    e.from_version = registry_.module(name).current_version();
+    options_.log(e);
+  } catch (...) {  // a log sink's failure does not change the refusal
+  }
+}
+
+}  // namespace hotswap::db
