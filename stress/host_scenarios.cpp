@@ -5,8 +5,17 @@
 
 namespace hotswap::stress {
 
+#ifdef HOTSWAP_STRESS_DB
+std::vector<host_case> run_db_scenario(const host_config& config);  // scenarios/db.cpp
+#endif
+
 const std::vector<host_scenario_entry>& all_host_scenarios() {
-  static const std::vector<host_scenario_entry> list = {};
+  static const std::vector<host_scenario_entry> list = {
+#ifdef HOTSWAP_STRESS_DB
+      {"db", "SQLite connections under load while their function container is swapped (adapters/db)",
+       &run_db_scenario},
+#endif
+  };
   return list;
 }
 

@@ -56,6 +56,7 @@ TEST(DbConcurrency, SwapsUnderQueriesAndTriggerInsertsKeepEveryInvariant) {
     try {
       sqlite_db db(file);
       dbs[w] = pointer_text(db.db);
+      if (auto e = exec(db, "PRAGMA synchronous=NORMAL"); !e.empty()) throw std::runtime_error(e);
       connection conn(host, db);
       conn.attach("ver");
       if (w == 0)
