@@ -20,6 +20,14 @@ struct connection::registered_fn {
   const hotswap_db_function* current = nullptr;
   std::string unavailable;
   bool pending = false;  ///< needs re-registration (or removal, if current is null) when idle
+  // The call path's copies of current's entry point and the connection's
+  // state: a row costs one load each (kept in step by bind()).
+  hotswap_db_scalar_fn scalar = nullptr;
+  hotswap_db_step_fn step = nullptr;
+  hotswap_db_final_fn final = nullptr;
+  void* state = nullptr;
+
+  void bind() noexcept;
 };
 
 struct connection::attachment {
@@ -32,6 +40,13 @@ struct connection::attachment {
   std::string last_error;
   std::vector<std::unique_ptr<registered_fn>> fns;
 };
+
+void connection::registered_fn::bind() noexcept {
+  state = owner != nullptr ? owner->conn_state : nullptr;
+  scalar = current != nullptr ? current->scalar : nullptr;
+  step = current != nullptr ? current->step : nullptr;
+  final = current != nullptr ? current->final : nullptr;
+}
 
 namespace {
 
@@ -189,64 +204,45 @@ void connection::attach(const std::string& container) {
 
 // ---- the call path ------------------------------------------------------------
 
-void connection::scalar_trampoline(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
-  const auto* f = static_cast<const registered_fn*>(sqlite3_user_data(ctx));
-  const hotswap_db_function* impl = f->current;
-  if (impl == nullptr) {
-    sqlite3_result_error(ctx, f->unavailable.c_str(), -1);
-    return;
-  }
+// The trampolines' common tail: run the container's entry point, turn a
+// failure or an escaped exception into an SQL error on this statement.
+template <class Call>
+void connection::guarded_call(sqlite3_context* ctx, const registered_fn& f, Call&& call) {
   hotswap_plugin_error error;  // written only by a failing function
   error.code = 0;
   error.message[0] = '\0';
   int rc;
   try {
-    rc = impl->scalar(f->owner->conn_state, ctx, argc, argv, &error);
+    rc = call(&error);
   } catch (...) {
     rc = HOTSWAP_PLUGIN_EXCEPTION;
     std::strcpy(error.message, "an exception crossed the container ABI");
   }
-  if (rc != 0) report(ctx, *f, rc, error);
+  if (rc != 0) report(ctx, f, rc, error);
+}
+
+void connection::scalar_trampoline(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  const auto* f = static_cast<const registered_fn*>(sqlite3_user_data(ctx));
+  if (const auto call = f->scalar; call != nullptr)
+    guarded_call(ctx, *f, [&](hotswap_plugin_error* e) { return call(f->state, ctx, argc, argv, e); });
+  else
+    sqlite3_result_error(ctx, f->unavailable.c_str(), -1);
 }
 
 void connection::step_trampoline(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   const auto* f = static_cast<const registered_fn*>(sqlite3_user_data(ctx));
-  const hotswap_db_function* impl = f->current;
-  if (impl == nullptr) {
+  if (const auto call = f->step; call != nullptr)
+    guarded_call(ctx, *f, [&](hotswap_plugin_error* e) { return call(f->state, ctx, argc, argv, e); });
+  else
     sqlite3_result_error(ctx, f->unavailable.c_str(), -1);
-    return;
-  }
-  hotswap_plugin_error error;
-  error.code = 0;
-  error.message[0] = '\0';
-  int rc;
-  try {
-    rc = impl->step(f->owner->conn_state, ctx, argc, argv, &error);
-  } catch (...) {
-    rc = HOTSWAP_PLUGIN_EXCEPTION;
-    std::strcpy(error.message, "an exception crossed the container ABI");
-  }
-  if (rc != 0) report(ctx, *f, rc, error);
 }
 
 void connection::final_trampoline(sqlite3_context* ctx) {
   const auto* f = static_cast<const registered_fn*>(sqlite3_user_data(ctx));
-  const hotswap_db_function* impl = f->current;
-  if (impl == nullptr) {
+  if (const auto call = f->final; call != nullptr)
+    guarded_call(ctx, *f, [&](hotswap_plugin_error* e) { return call(f->state, ctx, e); });
+  else
     sqlite3_result_error(ctx, f->unavailable.c_str(), -1);
-    return;
-  }
-  hotswap_plugin_error error;
-  error.code = 0;
-  error.message[0] = '\0';
-  int rc;
-  try {
-    rc = impl->final(f->owner->conn_state, ctx, &error);
-  } catch (...) {
-    rc = HOTSWAP_PLUGIN_EXCEPTION;
-    std::strcpy(error.message, "an exception crossed the container ABI");
-  }
-  if (rc != 0) report(ctx, *f, rc, error);
 }
 
 void connection::report(sqlite3_context* ctx, const registered_fn& f, int rc, hotswap_plugin_error& error) {
@@ -344,6 +340,7 @@ void connection::move(attachment& a) {
         f->unavailable = a.last_error;
       }
     }
+    for (auto& f : a.fns) f->bind();  // the restarted state, or nothing
     return;
   }
   a.pin = std::move(next);  // the old version may unload once no one else pins it
@@ -386,6 +383,7 @@ void connection::adopt_functions(attachment& a) {
     added.pending = !register_fn(added, &fn);
     if (added.pending) added.unavailable = added.name + "() could not be registered yet: " + sqlite3_errmsg(db_);
   }
+  for (auto& f : a.fns) f->bind();
 }
 
 // Registers `fn`'s trampoline under f's name and arity, or removes it (fn null).
@@ -406,6 +404,7 @@ bool connection::register_fn(registered_fn& f, const hotswap_db_function* fn) {
   f.kind = fn != nullptr ? fn->kind : 0;
   f.flags = fn != nullptr ? fn->flags : 0;
   f.current = fn;
+  f.bind();
   f.pending = false;
   f.unavailable.clear();
   return true;
@@ -433,6 +432,7 @@ void connection::unregister_all(attachment& a) {
     if (closing_ || register_fn(*f, nullptr)) continue;
     f->owner = nullptr;
     f->current = nullptr;
+    f->bind();
     f->unavailable = "the hotswap connection was destroyed";
     static_cast<void>(f.release());
   }

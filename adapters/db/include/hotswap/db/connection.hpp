@@ -106,6 +106,8 @@ class connection {
   static void step_trampoline(sqlite3_context* ctx, int argc, sqlite3_value** argv);
   static void final_trampoline(sqlite3_context* ctx);
   static void report(sqlite3_context* ctx, const registered_fn& f, int rc, hotswap_plugin_error& error);
+  template <class Call>
+  static void guarded_call(sqlite3_context* ctx, const registered_fn& f, Call&& call);
 
   void at_statement_start(sqlite3_stmt* stmt);
   bool statement_active(sqlite3_stmt* except) const;
