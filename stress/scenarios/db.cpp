@@ -190,7 +190,8 @@ host_case run_case(const std::string& name, bool swapping, double seconds, int w
     for (auto& t : threads) t.join();
     elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
     host.get_domain().barrier();
-    for (const auto& v : host.list().at(0).versions) build_of[v.number] = std::stoi(v.id.build_version);
+    const auto listed = host.list();
+    for (const auto& v : listed.at(0).versions) build_of[v.number] = std::stoi(v.id.build_version);
 
     std::uint64_t inserts = 0, statements = 0, moves = 0, late = 0, bad_hooks = 0;
     std::vector<std::uint32_t> all;

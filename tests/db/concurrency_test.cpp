@@ -129,7 +129,8 @@ TEST(DbConcurrency, SwapsUnderQueriesAndTriggerInsertsKeepEveryInvariant) {
 
   // Which container version each slot version is (build "N.0.0").
   std::map<std::uint64_t, int> build_of;
-  for (const auto& v : host.list().at(0).versions) build_of[v.number] = std::stoi(v.id.build_version);
+  const auto listed = host.list();
+  for (const auto& v : listed.at(0).versions) build_of[v.number] = std::stoi(v.id.build_version);
 
   std::uint64_t moves = 0;
   for (int w = 0; w < workers; ++w) {
