@@ -28,6 +28,24 @@
  *                              C++ does not do this (it need not: see README)
  *   -DRECLAIM_RECORDS -DMUTANT_CLAIM_WITHOUT_FENCE  the claim is a plain
  *                              buffered store in_use = true: no drain, no fence
+ *   -DSLEEP_WAIT               membarrier mode with the sleeping wait: the
+ *                              writer flags the readers that look active
+ *                              before membarrier (F), and waits for a pending
+ *                              reader by reading the futex word (G), raising
+ *                              the reader's flag if this call has not (then
+ *                              membarrier again), re-checking, and sleeping
+ *                              until the word changes; a reader leaving its
+ *                              outermost section loads its flag (L) and, if
+ *                              set, clears it and bumps the word (a locked
+ *                              RMW, H).  Readers run NSECT sections and stop,
+ *                              so a lost wake-up is a deadlock: pan reports
+ *                              an invalid end state.
+ *   -DSLEEP_WAIT -DMUTANT_FLAG_AFTER_BARRIER  the flags are raised after the
+ *                              membarrier instead of before it
+ *   -DSLEEP_WAIT -DMUTANT_SEQ_AFTER_RECHECK   the writer reads the futex word
+ *                              after its re-check instead of before it
+ *   -DSLEEP_WAIT -DMUTANT_WAKE_ON_NESTED      a nested unlock also takes the
+ *                              flag (and wakes), the outermost one finds none
  *   -DCHECK_LIVENESS           adds the LTL claim  <> writer_done
  *                              (check with pan -a -f: weak fairness)
  *   -DSB_CAP=n                 capacity of each reader's store buffer (3)
@@ -76,6 +94,14 @@ byte state[NR];             /* per-reader state word IN MEMORY: epoch|ACTIVE,
 bool writer_done = false;   /* writer finished both swaps (liveness goal)     */
 bool in_use[NR] = true;     /* record r is claimed (IN MEMORY); both records
                                start claimed by their readers                 */
+#ifdef SLEEP_WAIT
+#ifndef NSECT
+#define NSECT    1          /* sections per reader before it stops (2 also
+                               verifies: 27M states, about a minute)          */
+#endif
+bool wake_wanted[NR];       /* F: raised by the writer, cleared by reader r   */
+byte wake = 0;              /* the futex word                                 */
+#endif
 
 /* ------------------------------------------ per-reader TSO store buffers   */
 byte sb[NR * SB_CAP];       /* sb[r*SB_CAP + i], i = 0 is the oldest entry    */
@@ -153,6 +179,19 @@ inline rd_lock() {
   fi
 }
 
+#ifdef SLEEP_WAIT
+/* L then H: C++ `if (wake_wanted_) wake_writer()`.  The flag load reads
+   memory (it may pass the reader's buffered E: store->load reordering).  The
+   clear is a store and the bump a locked RMW, which drains the buffer first:
+   one atomic step.                                                          */
+inline take_flag_and_wake() {
+  if
+  :: wake_wanted[me] -> atomic { flush(me); wake_wanted[me] = false; wake++ }
+  :: else -> skip
+  fi
+}
+#endif
+
 /* unlock(): C++ read_unlock() */
 inline rd_unlock() {
   nesting--;
@@ -160,8 +199,16 @@ inline rd_unlock() {
   :: nesting == 0 ->
      buffered_store(me, e);            /* C++: state.store(e, release) --
                                           inactive, epoch kept; buffered      */
+#ifdef SLEEP_WAIT
+     take_flag_and_wake();             /* L: only the outermost unlock wakes  */
+#endif
      e = 0                             /* (dead local, reset for the search)  */
-  :: else -> skip
+  :: else ->
+#if defined(SLEEP_WAIT) && defined(MUTANT_WAKE_ON_NESTED)
+     take_flag_and_wake()              /* MUTANT: still inside, but wakes     */
+#else
+     skip
+#endif
   fi
 }
 
@@ -215,10 +262,19 @@ proctype Reader(byte me) {
   byte nesting = 0;  /* private nesting counter                             */
   byte e = 0;        /* epoch announced by the outermost lock               */
   byte v1, v2;       /* versions loaded from `current`                      */
+#ifdef SLEEP_WAIT
+  byte sections = 0;
+#endif
 
 end_reader:
   do
-  :: /* ---- one outer read-side critical section ---- */
+#ifdef SLEEP_WAIT
+  :: sections == NSECT -> break        /* bounded: a lost wake-up deadlocks   */
+  :: sections < NSECT -> sections++;
+#else
+  ::
+#endif
+     /* ---- one outer read-side critical section ---- */
 #ifdef MUTANT_LOAD_BEFORE_ANNOUNCE
      LOAD_CURRENT(v1);                 /* MUTANT: load current first ...      */
      rd_lock();                        /* ... then load epoch, store state    */
@@ -287,7 +343,32 @@ inline wait_reader(r) {
 #else
      /* C++: loop { s = state.load(acquire);
                     if (!(s & ACTIVE) || (s & ~ACTIVE) >= target) break; }  */
-#ifdef RECHECK_IN_USE
+#if defined(SLEEP_WAIT)
+     /* C++ synchronize() + sleep_until_woken() after the barrier           */
+     do
+     :: (!IS_ACTIVE(state[r]) || EPOCH_OF(state[r]) >= target) -> break
+     :: else ->
+#ifndef MUTANT_SEQ_AFTER_RECHECK
+        seq = wake;                    /* G: read the futex word first        */
+#endif
+        if
+        :: !covered[r] ->              /* F, then M: membarrier again         */
+           wake_wanted[r] = true; covered[r] = true;
+           flush(0); flush(1)
+        :: else -> skip
+        fi;
+        if
+        :: (!IS_ACTIVE(state[r]) || EPOCH_OF(state[r]) >= target) -> break
+        :: else ->
+#ifdef MUTANT_SEQ_AFTER_RECHECK
+           seq = wake;                 /* MUTANT: word read after the check   */
+#endif
+           (wake != seq)               /* futex_wait(wake, seq): returns once
+                                          the word differs (compare + sleep
+                                          are one step in the kernel)         */
+        fi
+     od;
+#elif defined(RECHECK_IN_USE)
      if
      :: (!IS_ACTIVE(state[r]) || EPOCH_OF(state[r]) >= target)
      :: (!in_use[r])                   /* re-load of in_use reads false       */
@@ -301,12 +382,26 @@ inline wait_reader(r) {
   fi
 }
 
+#ifdef SLEEP_WAIT
+/* F for a reader that looks inside an old section (C++ ask_to_wake) */
+inline ask_to_wake(r) {
+  if
+  :: pend[r] && IS_ACTIVE(state[r]) -> wake_wanted[r] = true; covered[r] = true
+  :: else -> skip
+  fi
+}
+#endif
+
 proctype Writer() {
   byte newv = 1;      /* version being published                            */
   byte old;           /* version being retired                              */
   byte target;        /* epoch the grace period waits for                   */
   bool pend[NR];      /* reader still pending in this grace period          */
   byte polls;
+#ifdef SLEEP_WAIT
+  bool covered[NR];   /* this call raised r's flag before its own barrier   */
+  byte seq;           /* futex word read before the re-check               */
+#endif
 
   do
   :: newv < NVER ->
@@ -339,8 +434,16 @@ proctype Writer() {
         atomic step per reader; readers may run in between)               */
      if
      :: pend[0] || pend[1] ->
+#if defined(SLEEP_WAIT) && !defined(MUTANT_FLAG_AFTER_BARRIER)
+        ask_to_wake(0);                /* F before M                          */
+        ask_to_wake(1);
+#endif
         flush(0);
         flush(1)
+#if defined(SLEEP_WAIT) && defined(MUTANT_FLAG_AFTER_BARRIER)
+        ; ask_to_wake(0);              /* MUTANT: F after M, still "covered"  */
+        ask_to_wake(1)
+#endif
      :: else -> skip
      fi;
   #endif
@@ -351,6 +454,9 @@ proctype Writer() {
      wait_reader(0);
      wait_reader(1);
      target = 0;
+#ifdef SLEEP_WAIT
+     covered[0] = false; covered[1] = false; seq = 0;
+#endif
 
      /* ---- reclaim: C++ delete old ---- */
      reclaimed[old] = true;

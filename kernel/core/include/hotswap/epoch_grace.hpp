@@ -18,13 +18,33 @@
 // Without membarrier (grace_mode::fence) readers fence after the lock-time
 // store instead, and the writer trusts `inactive` at once.
 //
+// A reader still inside an old section after that is either running a long
+// section or preempted inside a short one. Spinning cannot help the second
+// (on a full machine it takes the CPU the reader needs to finish), so the
+// writer sleeps on a futex and the reader wakes it (liburcu's gp_futex shape,
+// with the flag per reader): the writer raises `wake_wanted_` in the records
+// it waits for (F), and a reader leaving its outermost section stores its
+// state (E), then tests its own wake_wanted_ (L) and wakes the writer if set.
+// The common unlock stays a store plus a test of a word in its own line.
+//   No lost wake-up (E;L in the reader against F;M;recheck in the writer, the
+//   Dekker shape): the writer's membarrier M runs a full fence on the reader's
+//   CPU (or the reader passes one at its next context switch). If L comes
+//   after that fence, L sees F and the reader wakes us; if before, so is E,
+//   and E is visible to the recheck after M returns. The futex word `wake_`
+//   is read (G) before the recheck and bumped by the waking reader after L,
+//   so a wake between the recheck and the sleep makes the sleep return.
+//   In fence mode the reader's unlock has no fence and the writer has no
+//   membarrier: a wake can be lost, so the sleep there is bounded (the
+//   previous fixed 50 us sleep) and a lost wake costs at most that.
+//
 // The protocol is model-checked under x86-TSO in tests/model/ (with mutants
-// that remove each step and must fail). Labels A..F name the ordering pairs.
+// that remove each step and must fail). Labels A..M name the ordering pairs.
 #pragma once
 
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -33,6 +53,7 @@
 #include <thread>
 #include <vector>
 
+#include "detail/futex.hpp"
 #include "detail/membarrier.hpp"
 #include "detail/schedule_point.hpp"
 #include "detail/thread_records.hpp"
@@ -55,6 +76,7 @@ struct grace_stats {
   std::uint64_t grace_periods = 0;
   std::uint64_t membarriers = 0;
   std::uint64_t stalls_reported = 0;
+  std::uint64_t sleeps = 0;  ///< futex sleeps of grace periods waiting for a reader to leave
 };
 
 class epoch_grace {
@@ -104,6 +126,10 @@ class epoch_grace {
       // writer concludes we left, hence before reclamation. Leaving the
       // outermost section leaves `epoch | 0`: inactive.
       state_.store(s - 1, std::memory_order_release);
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler only: E before L; pairs with M
+      // L: a writer sleeping until we leave raised this flag (F). Read-mostly
+      // and in our own line: a load and a test on the common path.
+      if (wake_wanted_.load(std::memory_order_relaxed) != 0) [[unlikely]] wake_writer(s - 1);
     }
 
     std::uint32_t nesting() const noexcept {
@@ -131,8 +157,18 @@ class epoch_grace {
       HOTSWAP_SCHEDULE_POINT("reader: announced");
     }
 
+    // Out of line: runs once per grace period that slept on this reader.
+    [[gnu::noinline]] void wake_writer(std::uint64_t left) noexcept {
+      if ((left & depth_mask) != 0) return;  // a nested unlock: the writer waits for the outermost one
+      wake_wanted_.store(0, std::memory_order_relaxed);  // until a writer asks again (F)
+      // H: release pairs with G: a writer that reads this bump sees E.
+      wake_->fetch_add(1, std::memory_order_release);
+      detail::futex_wake_all(*wake_);
+    }
+
     void on_claim() noexcept {
       tid_.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_relaxed);
+      wake_wanted_.store(0, std::memory_order_relaxed);  // a flag left for the previous owner
       state_.store(fence_on_lock_ ? fence_flag : 0, std::memory_order_relaxed);  // epoch 0: inactive
     }
     void on_release() noexcept {
@@ -140,8 +176,12 @@ class epoch_grace {
     }
 
     std::atomic<std::uint64_t> state_{0};  // epoch | fence_flag | depth; 0 = never entered
+    // Raised by a writer about to sleep until this reader leaves (F); cleared
+    // by the reader when it wakes that writer. The only field writers store to.
+    std::atomic<std::uint32_t> wake_wanted_{0};
     bool fence_on_lock_ = false;           // fixed at claim; read only by on_claim()
     const std::atomic<std::uint64_t>* epoch_ = nullptr;
+    std::atomic<std::uint32_t>* wake_ = nullptr;  // the domain's futex word
     std::atomic<pid_t> tid_{0};
   };
 
@@ -151,6 +191,7 @@ class epoch_grace {
   reader& this_thread_reader() {
     return readers_.this_thread([this](reader& r) {
       r.epoch_ = &epoch_;
+      r.wake_ = &wake_;
       r.fence_on_lock_ = fence_on_lock_;
     });
   }
@@ -169,28 +210,33 @@ class epoch_grace {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     grace_periods_.fetch_add(1, std::memory_order_relaxed);
 
-    std::vector<reader*> pending;
+    std::vector<waiting> pending;
     readers_.for_each([&](reader& r) {
       // A free record has no section, and a thread claiming it afterwards
       // sees `target` (claim() fences after its CAS; we fenced after A).
       // Acquire pairs with the release in record_list::release(): sections of
       // the thread that gave it back happened before.
       if (!r.in_use.load(std::memory_order_acquire)) return;
-      if (!done_without_barrier(r, target)) pending.push_back(&r);
+      if (!done_without_barrier(r, target)) pending.push_back({&r, false});
     });
     if (pending.empty()) return;
 
     const auto start = std::chrono::steady_clock::now();
     bool barrier_done = fence_on_lock_;  // in fence mode `inactive` is trusted at once
     bool stall_reported = false;
+    unsigned polls_after_barrier = 0;
     for (unsigned round = 0;; ++round) {
-      std::erase_if(pending, [&](reader* r) {
-        return barrier_done ? done_after_barrier(*r, target) : done_without_barrier(*r, target);
+      std::erase_if(pending, [&](const waiting& w) {
+        return barrier_done ? done_after_barrier(*w.r, target) : done_without_barrier(*w.r, target);
       });
       if (pending.empty()) return;
       HOTSWAP_SCHEDULE_POINT("writer: readers pending");
       const auto waited = std::chrono::steady_clock::now() - start;
       if (!barrier_done && waited >= options_.membarrier_after) {
+        // F for the readers that look inside an old section: M below then
+        // also covers the Dekker argument for them (see the top).
+        for (waiting& w : pending)
+          if ((state_of(*w.r) & depth_mask) != 0) ask_to_wake(w);
         // M: every reader's lock-time store (C) is now visible, and every
         // later section loads the epoch after A.
         detail::membarrier_all();
@@ -202,7 +248,17 @@ class epoch_grace {
         stall_reported = true;
         report_stalls(pending, waited, target);
       }
-      backoff(round);
+      if (!barrier_done) {
+        // Busy readers show the new epoch within one section: poll them.
+        if (round < 64) detail::cpu_relax(); else std::this_thread::yield();
+      } else if (polls_after_barrier < 64) {
+        // A reader still inside may be about to leave: a few polls first.
+        ++polls_after_barrier;
+        detail::cpu_relax();
+      } else {
+        sleep_until_woken(pending, target, stall_reported ? options_.stall_threshold
+                                                          : options_.stall_threshold - waited);
+      }
     }
   }
 
@@ -210,10 +266,53 @@ class epoch_grace {
 
   grace_stats stats() const noexcept {
     return {grace_periods_.load(std::memory_order_relaxed), membarriers_.load(std::memory_order_relaxed),
-            stalls_.load(std::memory_order_relaxed)};
+            stalls_.load(std::memory_order_relaxed), sleeps_.load(std::memory_order_relaxed)};
   }
 
  private:
+  // A reader this grace period waits for, and whether this call saw its
+  // wake_wanted_ raised before a barrier of its own (M, or the fence in fence
+  // mode): only then may a sleep count on that reader's wake.
+  struct waiting {
+    reader* r;
+    bool covered;
+  };
+
+  /// F: asks w's reader to wake us when it leaves. Relaxed: the barrier that
+  /// must follow (M or a seq_cst fence) orders it before our recheck.
+  static void ask_to_wake(waiting& w) noexcept {
+    if (w.r->wake_wanted_.load(std::memory_order_relaxed) == 0) w.r->wake_wanted_.store(1, std::memory_order_relaxed);
+    w.covered = true;
+  }
+
+  /// Sleeps until a pending reader leaves its outermost section, or for at
+  /// most `limit` (the stall report; in fence mode 50 us, as a lost wake is
+  /// possible there). The caller re-checks the records either way.
+  void sleep_until_woken(std::vector<waiting>& pending, std::uint64_t target, std::chrono::nanoseconds limit) {
+    // G: acquire pairs with H: a wake counted here happened after its E.
+    const std::uint32_t seq = wake_.load(std::memory_order_acquire);
+    bool fresh = false;
+    for (waiting& w : pending)
+      if (!w.covered) {
+        ask_to_wake(w);
+        fresh = true;
+      }
+    if (fresh) {
+      if (fence_on_lock_) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // F before the recheck (readers have no partner)
+      } else {
+        detail::membarrier_all();  // M, as in synchronize(): F before every reader's L, or its E before the recheck
+        membarriers_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    std::erase_if(pending, [&](const waiting& w) { return done_after_barrier(*w.r, target); });
+    if (pending.empty()) return;
+    HOTSWAP_SCHEDULE_POINT("writer: about to sleep");
+    if (fence_on_lock_) limit = std::min<std::chrono::nanoseconds>(limit, std::chrono::microseconds(50));
+    detail::futex_wait(wake_, seq, std::max<std::chrono::nanoseconds>(limit, std::chrono::microseconds(1)));
+    sleeps_.fetch_add(1, std::memory_order_relaxed);
+  }
+
   // D: acquire pairs with E (and C via the barrier).
   static std::uint64_t state_of(const reader& r) noexcept { return r.state_.load(std::memory_order_acquire); }
 
@@ -225,21 +324,12 @@ class epoch_grace {
     return (s & depth_mask) == 0 || (s & ~low_bits) >= target;
   }
 
-  void report_stalls(const std::vector<reader*>& pending, std::chrono::nanoseconds waited, std::uint64_t target) {
-    for (reader* r : pending) {
+  void report_stalls(const std::vector<waiting>& pending, std::chrono::nanoseconds waited, std::uint64_t target) {
+    for (const waiting& w : pending) {
+      reader* r = w.r;
       if (done_after_barrier(*r, target)) continue;
       stalls_.fetch_add(1, std::memory_order_relaxed);
       if (options_.on_stall) options_.on_stall({r->tid_.load(std::memory_order_relaxed), waited});
-    }
-  }
-
-  static void backoff(unsigned round) {
-    if (round < 64) {
-      detail::cpu_relax();
-    } else if (round < 256) {
-      std::this_thread::yield();
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   }
 
@@ -260,6 +350,8 @@ class epoch_grace {
   std::atomic<std::uint64_t> grace_periods_{0};
   std::atomic<std::uint64_t> membarriers_{0};
   std::atomic<std::uint64_t> stalls_{0};
+  std::atomic<std::uint64_t> sleeps_{0};
+  alignas(64) std::atomic<std::uint32_t> wake_{0};  // futex word: bumped by each waking reader (H)
 };
 
 }  // namespace hotswap
