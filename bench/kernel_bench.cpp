@@ -33,12 +33,14 @@ domain_options with_grace(grace_mode g) {
 }
 
 using epoch_world = world<hotswap::domain>;
+using qsbr_world = world<hotswap::qsbr_domain>;
 using cds_world = world<hotswap::cds_urcu_domain>;
 using mutex_world = world<hotswap::shared_mutex_domain>;
 
 // Callers (call/*, pin/*): one world per policy, shared by its benchmarks.
 std::unique_ptr<epoch_world> g_membarrier;
 std::unique_ptr<epoch_world> g_fence;
+std::unique_ptr<qsbr_world> g_qsbr;
 std::unique_ptr<cds_world> g_cds;
 std::unique_ptr<mutex_world> g_mutex;
 std::unique_ptr<epoch_world> g_pins64;  // pin_shards = 64
@@ -52,6 +54,7 @@ std::unique_ptr<epoch_world> g_sync_idle_2us;  // membarrier_after = 2 us
 std::unique_ptr<epoch_world> g_sync_exited;
 std::unique_ptr<epoch_world> g_sync_fence;
 std::unique_ptr<cds_world> g_sync_cds;
+std::unique_ptr<qsbr_world> g_sync_qsbr;
 std::unique_ptr<epoch_world> g_retire;
 
 }  // namespace
@@ -142,7 +145,8 @@ void bm_pinned_call(benchmark::State& state, epoch_world* w) {
 
 // ---- writer/* --------------------------------------------------------------
 
-/// A caller that runs read sections back to back until stopped.
+/// A caller that runs read sections back to back until stopped. A qsbr
+/// caller announces a quiescent state once per 1,000 calls, as a loop would.
 template <class Domain>
 background_thread busy_caller(world<Domain>* w) {
   return background_thread([w](background_thread::control ctl) {
@@ -150,7 +154,16 @@ background_thread busy_caller(world<Domain>* w) {
     int acc = 0;
     acc = w->s.call(r, [acc](const plugin& p) { return call_payload(p, acc); });
     ctl.ready();
-    while (!ctl.stopping()) acc = w->s.call(r, [acc](const plugin& p) { return call_payload(p, acc); });
+    unsigned calls = 0;
+    while (!ctl.stopping()) {
+      acc = w->s.call(r, [acc](const plugin& p) { return call_payload(p, acc); });
+      if constexpr (requires { r.quiescent(); }) {
+        if (++calls == 1000) {
+          calls = 0;
+          r.quiescent();
+        }
+      }
+    }
     benchmark::DoNotOptimize(acc);
   });
 }
@@ -257,11 +270,13 @@ benchmark::internal::Benchmark* reg(const std::string& name, F f, world<Domain>*
 void register_kernel_call() {
   g_membarrier = std::make_unique<epoch_world>(with_grace(grace_mode::membarrier));
   g_fence = std::make_unique<epoch_world>(with_grace(grace_mode::fence));
+  g_qsbr = std::make_unique<qsbr_world>(domain_options{});
   g_cds = std::make_unique<cds_world>(domain_options{});
   g_mutex = std::make_unique<mutex_world>(domain_options{});
 
   call_shape(reg("call/slot/epoch_membarrier", bm_slot_call<hotswap::domain>, g_membarrier.get()));
   call_shape(reg("call/slot/epoch_fence", bm_slot_call<hotswap::domain>, g_fence.get()));
+  call_shape(reg("call/slot/qsbr", bm_slot_call<hotswap::qsbr_domain>, g_qsbr.get()));
   call_shape(reg("call/slot/cds_urcu", bm_slot_call<hotswap::cds_urcu_domain>, g_cds.get()));
   call_shape(reg("call/slot/shared_mutex", bm_slot_call<hotswap::shared_mutex_domain>, g_mutex.get()));
   call_shape(reg("call/slot_tl_lookup/epoch_membarrier", bm_slot_call_lookup, g_membarrier.get()));
@@ -295,6 +310,7 @@ void register_kernel_writer() {
   g_sync_exited = std::make_unique<epoch_world>(with_grace(grace_mode::membarrier));
   g_sync_fence = std::make_unique<epoch_world>(with_grace(grace_mode::fence));
   g_sync_cds = std::make_unique<cds_world>(domain_options{});
+  g_sync_qsbr = std::make_unique<qsbr_world>(domain_options{});
   g_retire = std::make_unique<epoch_world>(with_grace(grace_mode::membarrier));
 
   reg("writer/publish/epoch_membarrier", bm_publish, g_publish.get())->UseRealTime();
@@ -313,6 +329,7 @@ void register_kernel_writer() {
   sync("writer/synchronize/epoch_membarrier+exited_thread", g_sync_exited.get(), extra_thread::exited, 5000);
   sync("writer/synchronize/epoch_fence", g_sync_fence.get(), extra_thread::none, 20000);
   sync("writer/synchronize/cds_urcu", g_sync_cds.get(), extra_thread::none, 5000);
+  sync("writer/synchronize/qsbr+caller_announcing_every_1000_calls", g_sync_qsbr.get(), extra_thread::none, 5000);
 
   reg("writer/retire_to_deleter/epoch_membarrier", bm_retire_to_deleter, g_retire.get())
       ->UseManualTime()
@@ -324,6 +341,8 @@ void teardown_kernel() {
   for (auto* w : {&g_membarrier, &g_fence, &g_pins64, &g_publish, &g_publish_manual, &g_sync_membarrier, &g_sync_idle,
                   &g_sync_idle_2us, &g_sync_exited, &g_sync_fence, &g_retire})
     w->reset();
+  g_qsbr.reset();
+  g_sync_qsbr.reset();
   g_cds.reset();
   g_sync_cds.reset();
   g_mutex.reset();

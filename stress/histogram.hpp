@@ -87,6 +87,7 @@ class histogram {
 
   std::uint64_t count() const noexcept { return total_; }
   std::uint64_t max() const noexcept { return max_; }
+  std::uint64_t sum() const noexcept { return sum_; }
   std::uint64_t min() const noexcept { return total_ == 0 ? 0 : min_; }
   double mean() const noexcept { return total_ == 0 ? 0.0 : static_cast<double>(sum_) / static_cast<double>(total_); }
   std::uint64_t bucket(std::size_t i) const noexcept { return counts_[i]; }

@@ -87,6 +87,7 @@ struct run_probe {
   // ---- writer side ----------------------------------------------------------
   alignas(64) shared_histogram grace;  ///< one grace period (synchronize) each
   shared_histogram reclaim;            ///< retire -> destructor of the version
+  shared_histogram teardown;           ///< a version's own destruction (plugin: shutdown + dlclose)
   shared_histogram publish;            ///< one successful publish call each
   retire_times retired_at;
 

@@ -124,6 +124,11 @@ double quantile_ns(const histogram& h, double q) {
   return cycle_clock::to_ns(q >= 1.0 ? h.max() : h.quantile(q));
 }
 
+const char* run_metrics::bottleneck() const {
+  if (refused <= 0) return "none";
+  return teardown_busy_share > grace_busy_share ? "teardown" : "grace_periods";
+}
+
 std::uint64_t run_metrics::total_violations() const {
   std::uint64_t n = 0;
   for (auto v : violations) n += v;
@@ -156,6 +161,13 @@ run_metrics metrics_of(const run_result& r) {
   m.gp_p50 = quantile_ns(r.grace, 0.5);
   m.gp_p99 = quantile_ns(r.grace, 0.99);
   m.reclaim_p99 = quantile_ns(r.reclaim, 0.99);
+  m.teardown_p50 = quantile_ns(r.teardown, 0.5);
+  m.teardown_p99 = quantile_ns(r.teardown, 0.99);
+  const auto busy_share = [&](const histogram& h) {
+    return cycle_clock::to_ns(h.sum()) / (std::max(r.elapsed_s, 1e-9) * 1e9);
+  };
+  m.grace_busy_share = r.grace.count() == 0 ? -1 : busy_share(r.grace);
+  m.teardown_busy_share = r.teardown.count() == 0 ? -1 : busy_share(r.teardown);
   m.peak_backlog = static_cast<double>(r.peak_backlog);
   m.cap = r.cap;
   m.grace_periods = static_cast<double>(r.grace_periods);
@@ -197,7 +209,9 @@ run_metrics summarize(const std::vector<run_result>& reps, pick_rule pick) {
         &run_metrics::p9999,       &run_metrics::max,           &run_metrics::steady_p999,
         &run_metrics::after_swap_p999, &run_metrics::gp_p50,    &run_metrics::gp_p99,
         &run_metrics::reclaim_p99, &run_metrics::grace_periods, &run_metrics::membarriers,
-        &run_metrics::membarrier_syscalls, &run_metrics::caller_cpu_share, &run_metrics::caller_preemptions};
+        &run_metrics::membarrier_syscalls, &run_metrics::caller_cpu_share, &run_metrics::caller_preemptions,
+        &run_metrics::teardown_p50, &run_metrics::teardown_p99, &run_metrics::grace_busy_share,
+        &run_metrics::teardown_busy_share};
     for (auto f : fields) {
       std::vector<double> v;
       for (const auto& e : each) v.push_back(e.*f);
@@ -320,6 +334,17 @@ void print_table(std::FILE* out, const std::vector<measured>& runs) {
                       "violations: the sum).").c_str());
   for (const auto& x : runs) {
     const run_metrics& r = x.metrics;
+    if (r.skipped || r.refused <= 0) continue;
+    std::fprintf(out, "REFUSED %s/%s: %.0f swaps refused by backpressure; bottleneck: %s (grace periods %.0f%% of the run, p50 %s; teardown of a version %s%s)\n",
+                 r.config.backend.c_str(), r.config.scenario.c_str(), r.refused,
+                 r.bottleneck() == std::string_view("teardown") ? "teardown (shutdown/dlclose) of replaced versions"
+                                                                 : "grace periods",
+                 100.0 * std::max(r.grace_busy_share, 0.0), human_ns(r.gp_p50).c_str(),
+                 r.teardown_busy_share < 0 ? "not timed" : (std::to_string(std::lround(100.0 * r.teardown_busy_share)) + "% of the run, p50 ").c_str(),
+                 r.teardown_busy_share < 0 ? "" : human_ns(r.teardown_p50).c_str());
+  }
+  for (const auto& x : runs) {
+    const run_metrics& r = x.metrics;
     if (r.skipped || r.passed()) continue;
     std::fprintf(out, "FAILED %s/%s/%s/%s:", r.config.backend.c_str(), std::string(to_string(r.config.policy)).c_str(),
                  std::string(to_string(r.config.mode)).c_str(), r.config.swap_label().c_str());
@@ -342,7 +367,8 @@ void print_summary_lines(std::FILE* out, const std::vector<measured>& runs) {
                  "after_swap_p999_ns=%lld steady_p999_ns=%lld gp_p50_ns=%lld gp_p99_ns=%lld reclaim_p99_ns=%lld "
                  "peak_backlog=%lld membarriers=%lld violations=%llu mode=%s swap_interval_us=%s swaps_per_s=%.0f "
                  "refused=%lld cap=%zu grace_periods=%lld membarrier_syscalls=%lld repeats=%u pick=%s caller_cpu_share=%.3f "
-                 "caller_preemptions=%lld result=%s\n",
+                 "caller_preemptions=%lld teardown_p50_ns=%lld teardown_p99_ns=%lld grace_busy_share=%.3f "
+                 "teardown_busy_share=%.3f bottleneck=%s result=%s\n",
                  c.backend.c_str(), c.scenario.c_str(), std::string(to_string(c.policy)).c_str(), c.readers,
                  c.swapping() ? c.swappers : 0U, r.seconds, i64(r.calls), r.calls_per_s, i64(r.swaps), i64(r.p50),
                  i64(r.p99), i64(r.p999), i64(r.p9999), i64(r.max), i64(r.after_swap_p999), i64(r.steady_p999),
@@ -351,7 +377,8 @@ void print_summary_lines(std::FILE* out, const std::vector<measured>& runs) {
                  !c.swapping() ? "off" : std::to_string(*c.swap_interval_us).c_str(), r.swaps_per_s, i64(r.refused),
                  r.cap, i64(r.grace_periods), i64(r.membarrier_syscalls), r.repeats,
                  r.pick == pick_rule::median ? "median" : ("rep" + std::to_string(r.picked + 1)).c_str(),
-                 r.caller_cpu_share, i64(r.caller_preemptions), result_word(r.skipped, r.passed()).c_str());
+                 r.caller_cpu_share, i64(r.caller_preemptions), i64(r.teardown_p50), i64(r.teardown_p99),
+                 r.grace_busy_share, r.teardown_busy_share, r.bottleneck(), result_word(r.skipped, r.passed()).c_str());
   }
 }
 
@@ -422,6 +449,9 @@ bool write_json(const std::string& path, const report_context& ctx, const std::v
       << ",\"max_ns\":" << num(m.max) << ",\"steady_p999_ns\":" << num(m.steady_p999)
       << ",\"after_swap_p999_ns\":" << num(m.after_swap_p999) << ",\"gp_p50_ns\":" << num(m.gp_p50)
       << ",\"gp_p99_ns\":" << num(m.gp_p99) << ",\"reclaim_p99_ns\":" << num(m.reclaim_p99)
+      << ",\"teardown_p50_ns\":" << num(m.teardown_p50) << ",\"teardown_p99_ns\":" << num(m.teardown_p99)
+      << ",\"grace_busy_share\":" << num(m.grace_busy_share) << ",\"teardown_busy_share\":"
+      << num(m.teardown_busy_share) << ",\"bottleneck\":\"" << m.bottleneck() << '"'
       << ",\"peak_backlog_all\":" << num(m.peak_backlog) << ",\"cap\":" << m.cap << ",\"grace_periods\":"
       << num(m.grace_periods) << ",\"membarriers\":" << num(m.membarriers) << ",\"membarrier_syscalls\":"
       << num(m.membarrier_syscalls) << ",\"violations_all\":{";

@@ -41,11 +41,17 @@ struct run_metrics {
   double seconds = 0, calls = 0, calls_per_s = 0, swaps = 0, swaps_per_s = 0, refused = 0;
   double p50 = -1, p99 = -1, p999 = -1, p9999 = -1, max = -1, steady_p999 = -1, after_swap_p999 = -1;
   double gp_p50 = -1, gp_p99 = -1, reclaim_p99 = -1;
+  /// A replaced version's own destruction (plugin: shutdown + dlclose), and
+  /// the share of the run the reclaimer spent in grace periods / teardowns:
+  /// where swaps are refused, the larger names the bottleneck.
+  double teardown_p50 = -1, teardown_p99 = -1, grace_busy_share = -1, teardown_busy_share = -1;
   double peak_backlog = 0, grace_periods = -1, membarriers = -1, membarrier_syscalls = -1;
   std::size_t cap = 0;
   violation_counts violations{};
 
   std::uint64_t total_violations() const;
+  /// "none" when no swap was refused, else "grace_periods" or "teardown".
+  const char* bottleneck() const;
   bool passed() const { return !skipped && total_violations() == 0; }
 };
 

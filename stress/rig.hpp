@@ -82,7 +82,7 @@ struct run_result {
   std::uint64_t calls = 0, issued = 0, completed = 0;
   std::uint64_t swaps = 0, refused = 0;
   histogram steady, after_swap;     ///< caller latency (per call, or per-call mean of a batch)
-  histogram publish, grace, reclaim;
+  histogram publish, grace, reclaim, teardown;
   std::uint64_t peak_backlog = 0;
   std::size_t cap = 0;
   std::int64_t grace_periods = -1;        ///< as the backend counts them (-1: not observable)
@@ -426,6 +426,7 @@ run_result run(const run_config& cfg) {
     // Measuring starts: writer-side histograms and counters restart here.
     probe->grace.clear();
     probe->reclaim.clear();
+    probe->teardown.clear();
     probe->publish.clear();
     const backend_stats stats0 = backend->stats();
     const std::int64_t mb0 = membarrier_syscalls();
@@ -469,6 +470,7 @@ run_result run(const run_config& cfg) {
     const backend_stats stats1 = backend->stats();
     const std::int64_t mb1 = membarrier_syscalls();
     res.grace = probe->grace.snapshot();
+    res.teardown = probe->teardown.snapshot();
     res.publish = probe->publish.snapshot();
     for (auto& t : threads) t.join();
     if (cfg.progress) {

@@ -61,11 +61,18 @@ class version_base {
     const std::uint64_t was = canary_.exchange(dead_canary, std::memory_order_relaxed);
     if (was != live_canary) probe_->count(violation::double_destroy);
     std::uint64_t retired = 0;
-    if (probe_->retired_at.lookup(number, retired)) probe_->reclaim.record(cycle_clock::now() - retired);
+    const std::uint64_t now = cycle_clock::now();
+    if (teardown_start_ != 0) probe_->teardown.record(now - teardown_start_);
+    if (probe_->retired_at.lookup(number, retired)) probe_->reclaim.record(now - retired);
     probe_->versions_destroyed.fetch_add(1, std::memory_order_relaxed);
   }
 
   bool alive() const noexcept { return canary_.load(std::memory_order_relaxed) == live_canary; }
+
+  /// A version whose payload is slow to destroy (a plugin's shutdown and
+  /// dlclose) calls this first in its destructor: the time until this base's
+  /// destructor ends is its teardown, reported beside the grace periods.
+  void teardown_begins() noexcept { teardown_start_ = cycle_clock::now(); }
 
   /// Set by the rig before publish; immutable once published.
   std::uint64_t number = 0;
@@ -73,6 +80,7 @@ class version_base {
  private:
   std::atomic<std::uint64_t> canary_{live_canary};
   run_probe* probe_;
+  std::uint64_t teardown_start_ = 0;
 };
 
 template <class S>

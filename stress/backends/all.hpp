@@ -16,6 +16,7 @@ namespace hotswap::stress {
 
 using all_backends_list = backend_list<epoch_membarrier_backend,  // hotswap::domain as shipped: the default
                                        epoch_fence_backend,       //
+                                       qsbr_backend,              // callers announce every 1,000 calls
                                        cds_urcu_backend,          //
                                        urcu_memb_sync_backend,    //
                                        urcu_memb_call_rcu_backend,

@@ -62,12 +62,27 @@ class hotswap_slot_backend {
     template <class F>
     void call(F&& f) {
       slot_.call(reader_, std::forward<F>(f));
+      if constexpr (announces) {
+        if (++calls_ == quiescent_every) {  // between calls: no reference held
+          calls_ = 0;
+          reader_.quiescent();
+        }
+      }
     }
-    hotswap::pin<V, domain_type> pin() { return slot_.pin(reader_); }
+    hotswap::pin<V, domain_type> pin() {
+      if constexpr (announces) reader_.quiescent();  // the previous session's pin is gone
+      return slot_.pin(reader_);
+    }
 
    private:
+    // A qsbr reader holds grace periods until it announces: like a host's
+    // event loop, the caller does so once per quiescent_every calls.
+    static constexpr bool announces = requires(typename domain_type::reader& r) { r.quiescent(); };
+    static constexpr unsigned quiescent_every = 1000;
+
     slot_type& slot_;
     typename domain_type::reader& reader_;
+    unsigned calls_ = 0;
   };
 
   void attach_writer() {}

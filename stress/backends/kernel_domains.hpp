@@ -1,9 +1,10 @@
 // The kernel's domains as backends: the shipped policy in both reader modes,
-// and the test-only reference policies (tests/policies), each a slot over
+// the qsbr flavour, and the test-only reference policies (tests/policies), each a slot over
 // basic_domain<timed<Grace>> (hotswap_slot.hpp) with its name and options.
 #pragma once
 
 #include <hotswap/epoch_grace.hpp>
+#include <hotswap/qsbr_grace.hpp>
 
 #include <policies.hpp>
 
@@ -44,6 +45,21 @@ template <class V>
 using epoch_membarrier_backend = hotswap_slot_backend<V, epoch_membarrier_traits>;
 template <class V>
 using epoch_fence_backend = hotswap_slot_backend<V, epoch_fence_traits>;
+
+// Callers announce a quiescent state every 1,000 calls (hotswap_slot.hpp), as
+// a host's event loop would once per iteration.
+struct qsbr_traits {
+  using grace = hotswap::qsbr_grace;
+  static constexpr std::string_view name = "qsbr";
+  static constexpr std::string_view description =
+      "hotswap::qsbr_domain: free read sections, callers announce quiescent() every 1,000 calls";
+  static constexpr std::string_view tsan_note = {};
+  static constexpr bool counts_membarriers = false;
+  static hotswap::domain_options options(const backend_config&) { return {}; }
+};
+
+template <class V>
+using qsbr_backend = hotswap_slot_backend<V, qsbr_traits>;
 
 struct cds_urcu_traits {
   using grace = hotswap::testing::cds_urcu::domain_type::grace_type;

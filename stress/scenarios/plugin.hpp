@@ -35,6 +35,8 @@ class plugin_scenario {
   struct version : version_base {
     version(run_probe& p, loaded_module m) : version_base(p), module(std::move(m)), api(&module.api<stress_api>()) {}
     version(version&&) noexcept = default;
+    version& operator=(version&&) = delete;
+    ~version() { teardown_begins(); }  // the module's shutdown and dlclose follow
     loaded_module module;
     const stress_api* api;
   };

@@ -168,17 +168,22 @@ TYPED_TEST(slot_test, concurrent_swaps_keep_every_invariant) {
           last = v.value;
         });
         completed.fetch_add(1, std::memory_order_relaxed);
-        if ((++n & 255) == 0) std::this_thread::yield();
+        if ((++n & 255) == 0) {
+          quiescent_point(r);
+          std::this_thread::yield();
+        }
       }
     });
   for (int t = 0; t < pinned_readers; ++t)
     threads.emplace_back([&] {
+      auto& r = this->dom.this_thread();
       while (!stop.load(std::memory_order_relaxed)) {
-        auto session = s.pin();
+        auto session = s.pin(r);
         const std::uint64_t value = session->value;
         for (int call = 0; call < 200; ++call) {
           if (!session.alive()) dead_seen.fetch_add(1);
           if (session->value != value) pinned_changed.fetch_add(1);
+          if (call == 100) quiescent_point(r);  // a pin is no read section: it survives this
         }
       }
     });
@@ -194,6 +199,7 @@ TYPED_TEST(slot_test, concurrent_swaps_keep_every_invariant) {
           base = current.version().number;
           value = current->value;
         }
+        quiescent_point(this->dom.this_thread());
         tracked next(value + 1, this->counters);
         auto r = s.compare_and_publish(base, std::move(next));
         if (r) {

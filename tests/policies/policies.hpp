@@ -1,6 +1,7 @@
 // The one list of reclamation policies that tests, the stress rig and the
 // benchmarks run against: the shipped default in both reader modes, and the
-// test-only references (never installed): libcds URCU and std::shared_mutex.
+// qsbr flavour, and the test-only references (never installed): libcds URCU
+// and std::shared_mutex.
 //
 // Each entry names its domain type and how to build the domain's options.
 // Typed tests instantiate every entry (tests/kernel), the rig wraps each in a
@@ -9,6 +10,7 @@
 
 #include <hotswap/domain.hpp>
 #include <hotswap/options.hpp>
+#include <hotswap/qsbr_grace.hpp>
 
 #include "cds_urcu_grace.hpp"
 #include "shared_mutex_grace.hpp"
@@ -33,6 +35,11 @@ struct epoch_fence {
     return o;
   }
 };
+struct qsbr {
+  using domain_type = hotswap::qsbr_domain;
+  static constexpr const char* name = "qsbr";
+  static domain_options options() { return {}; }
+};
 struct cds_urcu {
   using domain_type = hotswap::cds_urcu_domain;
   static constexpr const char* name = "cds_urcu";
@@ -51,6 +58,14 @@ struct policy_list {
   using as = To<P...>;
 };
 
-using all_policies = policy_list<epoch_membarrier, epoch_fence, cds_urcu, shared_mutex_reference>;
+using all_policies = policy_list<epoch_membarrier, epoch_fence, qsbr, cds_urcu, shared_mutex_reference>;
+
+/// Where a test thread holds no reference and keeps running: a qsbr thread
+/// announces a quiescent state there (else it would hold every grace period
+/// until it exits); for the other policies there is nothing to do.
+template <class Reader>
+void quiescent_point(Reader& r) noexcept {
+  if constexpr (requires { r.quiescent(); }) r.quiescent();
+}
 
 }  // namespace hotswap::testing

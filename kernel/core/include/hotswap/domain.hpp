@@ -49,7 +49,12 @@ class basic_domain {
 
   /// Runs every pending deleter before returning. Slots and pins of this
   /// domain must be gone by then; a version still pinned is leaked, not freed.
-  ~basic_domain() = default;
+  ~basic_domain() {
+    // The reclaimer drains after this body: a qsbr_grace thread stays offline
+    // for it rather than hold up the last grace period (the domain is going).
+    if constexpr (requires(reader& r) { r.offline(); })
+      if (reader* r = grace_.this_thread_reader_if_any(); r != nullptr) r->offline();
+  }
 
   reader& this_thread() { return grace_.this_thread_reader(); }
 
@@ -97,6 +102,7 @@ class basic_domain {
   void barrier() {
     if (reader* r = grace_.this_thread_reader_if_any(); r != nullptr && r->nesting() != 0)
       throw std::logic_error("hotswap: barrier() called inside a read section of the same domain");
+    [[maybe_unused]] const auto idle = offline_while_waiting();
     reclaimer_.barrier();
   }
 
@@ -110,6 +116,16 @@ class basic_domain {
   const Grace& grace() const noexcept { return grace_; }
 
  private:
+  // A policy whose online threads hold grace periods until they announce
+  // (qsbr_grace) takes the calling thread offline while it waits here for the
+  // reclaimer; other policies have nothing to do.
+  auto offline_while_waiting() noexcept {
+    if constexpr (requires(Grace& g) { g.this_thread_offline_scope(); })
+      return grace_.this_thread_offline_scope();
+    else
+      return 0;
+  }
+
   Grace grace_;
   detail::reclaimer<Grace> reclaimer_;  // after grace_: destroyed first, drains into it
 };

@@ -22,6 +22,7 @@
 #include "grace_policy.hpp"
 #include "options.hpp"
 #include "pin.hpp"
+#include "qsbr_grace.hpp"
 #include "retire.hpp"
 #include "slot.hpp"
 #include "version.hpp"
