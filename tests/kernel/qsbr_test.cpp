@@ -33,7 +33,7 @@ TEST(qsbr_grace, a_reference_lives_until_its_thread_announces) {
     delete p;
     deleted.fetch_add(1);
   });
-  for (int i = 0; i < 1000; ++i) std::this_thread::yield();
+  for (int i = 0; i < 200; ++i) std::this_thread::yield();
   EXPECT_EQ(deleted.load(), 0);
   announce.store(true);
   d.barrier();
