@@ -50,7 +50,6 @@
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
 #include "detail/futex.hpp"
@@ -248,16 +247,20 @@ class epoch_grace {
         stall_reported = true;
         report_stalls(pending, waited, target);
       }
-      if (!barrier_done) {
-        // Busy readers show the new epoch within one section: poll them.
-        if (round < 64) detail::cpu_relax(); else std::this_thread::yield();
+      // A few polls first: a busy reader shows the new epoch, or leaves,
+      // within one section. Then sleep rather than spin or yield: a reader
+      // preempted inside needs the CPU we would take (on a loaded machine one
+      // yield costs milliseconds).
+      if (!barrier_done && round < 64) {
+        detail::cpu_relax();
+      } else if (!barrier_done) {
+        sleep_until_woken(pending, target, false, options_.membarrier_after - waited);
       } else if (polls_after_barrier < 64) {
-        // A reader still inside may be about to leave: a few polls first.
         ++polls_after_barrier;
         detail::cpu_relax();
       } else {
-        sleep_until_woken(pending, target, stall_reported ? options_.stall_threshold
-                                                          : options_.stall_threshold - waited);
+        sleep_until_woken(pending, target, true, stall_reported ? options_.stall_threshold
+                                                                : options_.stall_threshold - waited);
       }
     }
   }
@@ -286,17 +289,25 @@ class epoch_grace {
   }
 
   /// Sleeps until a pending reader leaves its outermost section, or for at
-  /// most `limit` (the stall report; in fence mode 50 us, as a lost wake is
-  /// possible there). The caller re-checks the records either way.
-  void sleep_until_woken(std::vector<waiting>& pending, std::uint64_t target, std::chrono::nanoseconds limit) {
+  /// most `limit`: the stall report; in fence mode 50 us, as a lost wake is
+  /// possible there; before the barrier the time left until it (M then
+  /// covers the flags raised here, and until then a lost wake costs at most
+  /// the rest of membarrier_after). The caller re-checks the records either way.
+  void sleep_until_woken(std::vector<waiting>& pending, std::uint64_t target, bool barrier_done,
+                         std::chrono::nanoseconds limit) {
     // G: acquire pairs with H: a wake counted here happened after its E.
     const std::uint32_t seq = wake_.load(std::memory_order_acquire);
     bool fresh = false;
-    for (waiting& w : pending)
-      if (!w.covered) {
-        ask_to_wake(w);
-        fresh = true;
+    for (waiting& w : pending) {
+      if (w.covered) continue;
+      if (!barrier_done) {
+        // F for the readers that look inside; not covered until M.
+        if ((state_of(*w.r) & depth_mask) != 0) w.r->wake_wanted_.store(1, std::memory_order_relaxed);
+        continue;
       }
+      ask_to_wake(w);
+      fresh = true;
+    }
     if (fresh) {
       if (fence_on_lock_) {
         std::atomic_thread_fence(std::memory_order_seq_cst);  // F before the recheck (readers have no partner)
@@ -305,7 +316,9 @@ class epoch_grace {
         membarriers_.fetch_add(1, std::memory_order_relaxed);
       }
     }
-    std::erase_if(pending, [&](const waiting& w) { return done_after_barrier(*w.r, target); });
+    std::erase_if(pending, [&](const waiting& w) {
+      return barrier_done ? done_after_barrier(*w.r, target) : done_without_barrier(*w.r, target);
+    });
     if (pending.empty()) return;
     HOTSWAP_SCHEDULE_POINT("writer: about to sleep");
     if (fence_on_lock_) limit = std::min<std::chrono::nanoseconds>(limit, std::chrono::microseconds(50));

@@ -34,7 +34,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -183,8 +182,9 @@ class qsbr_grace {
         }
       }
       if (waited < poll_for || round < 64) {
-        // A busy thread announces within its next N calls: poll it.
-        if (round < 64) detail::cpu_relax(); else std::this_thread::yield();
+        // A busy thread announces within its next N calls: poll it (no
+        // yield: on a loaded machine one costs milliseconds).
+        detail::cpu_relax();
         continue;
       }
       sleep_until_woken(pending, target, stall_reported ? options_.stall_threshold
