@@ -59,12 +59,15 @@ TEST(qsbr_grace, busy_thread_announcing_ends_grace_periods) {
     }
   });
   while (!started.load()) std::this_thread::yield();
-  for (std::uint64_t i = 1; i <= 50; ++i) {
-    ASSERT_TRUE(s.publish(tracked(i, c)));
-    d.synchronize();
+  std::uint64_t refused = 0;
+  for (std::uint64_t i = 1; i <= 20; ++i) {
+    if (!s.publish(tracked(i, c))) ++refused;
+    d.synchronize();  // ends: the busy thread announces
+    d.barrier();      // the reclaimer's grace period ends too
   }
   stop.store(true);
   busy.join();
+  EXPECT_EQ(refused, 0U);
   d.barrier();
   EXPECT_EQ(c.destroyed.load() + 1, c.created.load());
 }
