@@ -297,16 +297,25 @@ class epoch_grace {
                          std::chrono::nanoseconds limit) {
     // G: acquire pairs with H: a wake counted here happened after its E.
     const std::uint32_t seq = wake_.load(std::memory_order_acquire);
-    bool fresh = false;
+    bool fresh = false, asked = barrier_done;
     for (waiting& w : pending) {
       if (w.covered) continue;
       if (!barrier_done) {
         // F for the readers that look inside; not covered until M.
-        if ((state_of(*w.r) & depth_mask) != 0) w.r->wake_wanted_.store(1, std::memory_order_relaxed);
+        if ((state_of(*w.r) & depth_mask) != 0) {
+          w.r->wake_wanted_.store(1, std::memory_order_relaxed);
+          asked = true;
+        }
         continue;
       }
       ask_to_wake(w);
       fresh = true;
+    }
+    if (!asked) {
+      // Only idle-looking readers: none would wake us, and a timed sleep
+      // costs the timer slack (50 us by default). Poll on until M.
+      detail::cpu_relax();
+      return;
     }
     if (fresh) {
       if (fence_on_lock_) {
