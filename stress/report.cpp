@@ -126,6 +126,8 @@ double quantile_ns(const histogram& h, double q) {
 
 const char* run_metrics::bottleneck() const {
   if (refused <= 0) return "none";
+  // Neither stage kept the reclaimer busy: the cap fills between its rounds.
+  if (std::max(grace_busy_share, teardown_busy_share) < 0.1) return "reclaim_cadence";
   return teardown_busy_share > grace_busy_share ? "teardown" : "grace_periods";
 }
 
@@ -337,8 +339,9 @@ void print_table(std::FILE* out, const std::vector<measured>& runs) {
     if (r.skipped || r.refused <= 0) continue;
     std::fprintf(out, "REFUSED %s/%s: %.0f swaps refused by backpressure; bottleneck: %s (grace periods %.0f%% of the run, p50 %s; teardown of a version %s%s)\n",
                  r.config.backend.c_str(), r.config.scenario.c_str(), r.refused,
-                 r.bottleneck() == std::string_view("teardown") ? "teardown (shutdown/dlclose) of replaced versions"
-                                                                 : "grace periods",
+                 r.bottleneck() == std::string_view("teardown")          ? "teardown (shutdown/dlclose) of replaced versions"
+                 : r.bottleneck() == std::string_view("reclaim_cadence") ? "neither stage (the cap fills between reclaimer rounds: raise max_draining or lower reclaim_window)"
+                                                                         : "grace periods",
                  100.0 * std::max(r.grace_busy_share, 0.0), human_ns(r.gp_p50).c_str(),
                  r.teardown_busy_share < 0 ? "not timed" : (std::to_string(std::lround(100.0 * r.teardown_busy_share)) + "% of the run, p50 ").c_str(),
                  r.teardown_busy_share < 0 ? "" : human_ns(r.teardown_p50).c_str());

@@ -50,7 +50,8 @@ struct run_metrics {
   violation_counts violations{};
 
   std::uint64_t total_violations() const;
-  /// "none" when no swap was refused, else "grace_periods" or "teardown".
+  /// "none" when no swap was refused, else "grace_periods" or "teardown"
+  /// (the larger busy share), or "reclaim_cadence" when both were under 10%.
   const char* bottleneck() const;
   bool passed() const { return !skipped && total_violations() == 0; }
 };
