@@ -16,6 +16,15 @@
 //   barrier()              wait until every retire issued so far has run
 //   poll()                 drive reclamation by hand (reclaim_mode::manual)
 //
+// Deleters run on the reclaimer, one round at a time. A deleter must not
+// throw (the process terminates with a message naming the rule); inside one,
+// poll() does nothing and returns false, and barrier() throws
+// std::logic_error (the round running it cannot finish while it waits).
+//
+// After fork() a domain keeps working in the child: records of threads that
+// do not exist there are given back and a new reclaimer thread starts (see
+// detail/fork_handlers.hpp). Fork outside read sections, not from a deleter.
+//
 // The host owns domain objects and hands them to whoever needs one: a header
 // library cannot hold a process-wide singleton without duplicating it in every
 // shared object loaded with RTLD_LOCAL.
@@ -63,6 +72,13 @@ class basic_domain {
     if (reader* r = grace_.this_thread_reader_if_any(); r != nullptr && r->nesting() != 0)
       throw std::logic_error("hotswap: detach() called inside a read section");
     grace_.detach_this_thread();
+  }
+
+  /// Whether `r` is a reader of this domain (for debug checks; a policy that
+  /// cannot tell answers true).
+  bool owns(const reader& r) const noexcept {
+    if constexpr (requires { grace_.owns(r); }) return grace_.owns(r);
+    else return true;
   }
 
   void lock() { this_thread().lock(); }

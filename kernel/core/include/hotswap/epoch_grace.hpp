@@ -18,14 +18,28 @@
 // Without membarrier (grace_mode::fence) readers fence after the lock-time
 // store instead, and the writer trusts `inactive` at once.
 //
-// The protocol is model-checked under x86-TSO in tests/model/ (with mutants
-// that remove each step and must fail). Labels A..F name the ordering pairs.
+// The ordering pairs, named where they are used (each names its partner):
+//   A  writer: epoch fetch_add (seq_cst)        pairs with B
+//   B  reader: epoch load (acquire)             sees A: what was published first
+//   C  reader: announcement store (release)     read by D
+//   D  writer: record state load (acquire)      pairs with C, E and G
+//   E  reader: leaving store (release)          the section's reads happen before D
+//   F  seq_cst fences: the writer's after A, the fence-mode reader's after C,
+//      and the claim fence after a thread claims or links a record
+//      (detail/thread_records.hpp); any two of them form a Dekker pair
+//   G  record released: in_use store (release)  pairs with the writer's in_use load
+//   M  membarrier(): a full barrier on every running thread, paired with the
+//      reader's compiler barrier after C
+// The records' own list (L1/L2) is in detail/thread_records.hpp. The protocol
+// is model-checked under x86-TSO in tests/model/ (spin) and under the C++
+// memory model in tests/relacy/, with mutants that weaken one step and must fail.
 #pragma once
 
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -33,6 +47,7 @@
 #include <thread>
 #include <vector>
 
+#include "detail/fatal.hpp"
 #include "detail/membarrier.hpp"
 #include "detail/schedule_point.hpp"
 #include "detail/thread_records.hpp"
@@ -70,6 +85,9 @@ class epoch_grace {
   static constexpr std::uint64_t first_epoch = epoch_step;
 
  public:
+  /// Deepest nesting of read sections on one thread; one more terminates.
+  static constexpr std::uint32_t max_nesting = depth_mask;
+
   /// A thread's reader record: what a hot caller holds on to.
   class alignas(64) reader : public detail::record_links {
    public:
@@ -93,12 +111,13 @@ class epoch_grace {
       // previous unlock (E). Ordering against our later loads comes from the
       // barrier below.
       state_.store(e | 1, std::memory_order_release);
-      std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler only; pairs with M (membarrier)
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // M: compiler only; the writer's membarrier is the CPU barrier
       HOTSWAP_SCHEDULE_POINT("reader: announced");
     }
 
     [[gnu::always_inline]] void unlock() noexcept {
       const std::uint64_t s = state_.load(std::memory_order_relaxed);
+      assert((s & depth_mask) != 0 && "hotswap: unlock() without a matching lock()");
       if ((s & depth_mask) == 1) HOTSWAP_SCHEDULE_POINT("reader: leaving");
       // E: release pairs with D: our reads of old versions happen before the
       // writer concludes we left, hence before reclamation. Leaving the
@@ -119,7 +138,10 @@ class epoch_grace {
     // measured ~20 ns here against ~1 ns for the lock-or it emits otherwise.)
     void lock_rare(std::uint64_t s) noexcept {
       if ((s & depth_mask) != 0) {
-        state_.store(s + 1, std::memory_order_release);  // nested: same epoch, one level deeper; release as C
+        // The depth must never carry into the fence flag: the section would
+        // read as inactive and a version in use could be reclaimed.
+        if ((s & depth_mask) == max_nesting) [[unlikely]] detail::nesting_overflow();
+        state_.store(s + 1, std::memory_order_release);  // nested: same epoch, one level deeper; C
         return;
       }
       // The outermost section of a fence-mode record: B and C as in lock(),
@@ -127,7 +149,7 @@ class epoch_grace {
       const std::uint64_t e = epoch_->load(std::memory_order_acquire);
       HOTSWAP_SCHEDULE_POINT("reader: epoch loaded, not announced");
       state_.store(e | fence_flag | 1, std::memory_order_release);  // C, as in lock()
-      std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the writer's fence after A
+      std::atomic_thread_fence(std::memory_order_seq_cst);  // F: pairs with the writer's F after A
       HOTSWAP_SCHEDULE_POINT("reader: announced");
     }
 
@@ -136,7 +158,7 @@ class epoch_grace {
       state_.store(fence_on_lock_ ? fence_flag : 0, std::memory_order_relaxed);  // epoch 0: inactive
     }
     void on_release() noexcept {
-      state_.store(0, std::memory_order_release);  // pairs with D
+      state_.store(0, std::memory_order_release);  // E: the last section's reads happen before D
     }
 
     std::atomic<std::uint64_t> state_{0};  // epoch | fence_flag | depth; 0 = never entered
@@ -157,24 +179,41 @@ class epoch_grace {
   reader* this_thread_reader_if_any() noexcept { return readers_.this_thread_if_any(); }
   void detach_this_thread() noexcept { readers_.detach_this_thread(); }
 
+  /// Whether `r` is a record of this policy (a cheap debug check for callers
+  /// that pass a reader around).
+  bool owns(const reader& r) const noexcept { return r.epoch_ == &epoch_; }
+
+  /// In a child after fork(): only the forking thread exists, so every other
+  /// thread's record is given back (a section it had open would otherwise
+  /// block every grace period in the child).
+  void after_fork_in_child() noexcept {
+    reader* mine = readers_.this_thread_if_any();
+    if (mine != nullptr) mine->tid_.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_relaxed);
+    readers_.for_each([&](reader& r) {
+      if (&r == mine || !r.in_use.load(std::memory_order_relaxed)) return;  // single-threaded here
+      r.on_release();
+      r.in_use.store(false, std::memory_order_relaxed);
+    });
+  }
+
   /// Waits until every read section that began before the call has ended.
   void synchronize() {
     // A: pairs with B. Every publish sequenced before this call happens before
-    // any section that observes `target`.
+    // any section that observes `target`. seq_cst: a member of the F order.
     HOTSWAP_SCHEDULE_POINT("writer: before epoch bump");
     const std::uint64_t target = epoch_.fetch_add(epoch_step, std::memory_order_seq_cst) + epoch_step;
     HOTSWAP_SCHEDULE_POINT("writer: epoch bumped");
-    // Pairs with the reader's fence in fence mode (Dekker): either we see its
-    // announcement or it sees what was published before A.
+    // F: pairs with the fence-mode reader's F after C and with the claim F
+    // (Dekker): either we see its announcement or claim, or it sees A.
     std::atomic_thread_fence(std::memory_order_seq_cst);
     grace_periods_.fetch_add(1, std::memory_order_relaxed);
 
     std::vector<reader*> pending;
     readers_.for_each([&](reader& r) {
       // A free record has no section, and a thread claiming it afterwards
-      // sees `target` (claim() fences after its CAS; we fenced after A).
-      // Acquire pairs with the release in record_list::release(): sections of
-      // the thread that gave it back happened before.
+      // sees `target` (F: claim() fences after its CAS; we fenced after A).
+      // G: acquire pairs with the release in record_list::release(): sections
+      // of the thread that gave it back happened before.
       if (!r.in_use.load(std::memory_order_acquire)) return;
       if (!done_without_barrier(r, target)) pending.push_back(&r);
     });
@@ -214,7 +253,7 @@ class epoch_grace {
   }
 
  private:
-  // D: acquire pairs with E (and C via the barrier).
+  // D: acquire pairs with C and E (C after M, or F in fence mode).
   static std::uint64_t state_of(const reader& r) noexcept { return r.state_.load(std::memory_order_acquire); }
 
   static bool done_without_barrier(const reader& r, std::uint64_t target) noexcept {
