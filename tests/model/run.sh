@@ -48,6 +48,9 @@ configs=(
   "mutant fence no-reader-fence|safety|-DFENCE_MODE -DMUTANT_NO_READER_FENCE|reject"
   "mutant wait-any-active (liveness)|liveness|-DCHECK_LIVENESS -DMUTANT_WAIT_ANY_ACTIVE|reject"
   "mutant claim-without-fence|safety|-DRECLAIM_RECORDS -DMUTANT_CLAIM_WITHOUT_FENCE|reject"
+  "model membarrier + new record|safety|-DNEW_RECORD|verify"
+  "model fence + new record|safety|-DNEW_RECORD -DFENCE_MODE|verify"
+  "mutant link-without-barrier|safety|-DNEW_RECORD -DMUTANT_LINK_WITHOUT_BARRIER|reject"
 )
 
 # Run configuration $1 (index into configs); writes $work/$1.line (the report
