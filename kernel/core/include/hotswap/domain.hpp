@@ -5,8 +5,9 @@
 // basic_domain, so slots, pins, tests and benchmarks are written once against
 // one set of verbs:
 //
-//   lock() / unlock()      enter / leave a read section (nestable; the domain is
-//                          BasicLockable, so std::scoped_lock works)
+//   lock() / unlock()      enter / leave a read section (nestable; the domain and
+//                          its readers are BasicLockable: std::lock_guard is the
+//                          RAII section)
 //   this_thread()          this thread's reader: hold it on hot paths and call
 //                          lock()/unlock() on it to skip the per-call lookup
 //   attach() / detach()    register / unregister the calling thread explicitly
@@ -132,21 +133,5 @@ class basic_domain {
 
 /// The default domain: epoch announce + lazy membarrier.
 using domain = basic_domain<epoch_grace>;
-
-/// RAII read section on a reader handle. Move-only.
-template <class Reader>
-class read_section {
- public:
-  explicit read_section(Reader& r) noexcept : reader_(&r) { r.lock(); }
-  read_section(read_section&& other) noexcept : reader_(std::exchange(other.reader_, nullptr)) {}
-  read_section& operator=(read_section&&) = delete;
-  read_section(const read_section&) = delete;
-  ~read_section() {
-    if (reader_ != nullptr) reader_->unlock();
-  }
-
- private:
-  Reader* reader_;
-};
 
 }  // namespace hotswap

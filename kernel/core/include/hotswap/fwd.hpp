@@ -22,7 +22,6 @@ struct stall_report;           // a reader stuck in a section, as reported
 template <class Grace> class basic_domain;  // Grace: a grace_policy  // lock/unlock, synchronize, retire, barrier, poll
 class epoch_grace;             // the default policy: epoch announce + lazy membarrier
 using domain = basic_domain<epoch_grace>;
-template <class Reader> class read_section;  // RAII read section
 struct retired_node;           // intrusive retire node (retire.hpp)
 struct grace_stats;
 struct reclaim_stats;

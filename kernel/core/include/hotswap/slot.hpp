@@ -102,16 +102,7 @@ class slot {
   template <class F>
   decltype(auto) call(reader& r, F&& f) const {
     assert(domain_.owns(r) && "hotswap: a reader of another domain passed to slot::call()");
-    // Not read_section: that one is movable, so its destructor tests for a
-    // moved-from null, a test and branch on every call that this scope-bound
-    // guard does not need.
-    struct section {
-      reader& r;
-      explicit section(reader& rr) noexcept : r(rr) { r.lock(); }
-      section(const section&) = delete;
-      section& operator=(const section&) = delete;
-      ~section() { r.unlock(); }
-    } guard(r);
+    std::lock_guard section(r);  // the reader is BasicLockable
     // Acquire pairs with the release in publish().
     return std::forward<F>(f)(current_.load(std::memory_order_acquire)->value);
   }
@@ -123,7 +114,7 @@ class slot {
   /// Keeps the serving version alive until the pin is dropped.
   hotswap::pin<T, Domain> pin(reader& r) const {
     assert(domain_.owns(r) && "hotswap: a reader of another domain passed to slot::pin()");
-    read_section<reader> section(r);
+    std::lock_guard section(r);
     block* b = current_.load(std::memory_order_acquire);  // pairs with publish()
     HOTSWAP_SCHEDULE_POINT("pin: version loaded");
     const unsigned shard = b->pins.acquire_fresh();

@@ -26,7 +26,6 @@
 #include <atomic>
 #include <memory>
 #include <new>
-#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -55,7 +54,7 @@ inline hot_entry& this_thread_hot() noexcept {
 
 class thread_cache {
  public:
-  using release_fn = void (*)(void* list, void* record) noexcept;
+  using release_fn = void (*)(void* record) noexcept;
 
   struct entry {
     const void* key;
@@ -75,7 +74,7 @@ class thread_cache {
   void remove(const void* key) noexcept {
     std::erase_if(entries_, [&](entry& e) {
       if (e.key != key) return false;
-      e.release(e.list.get(), e.record);
+      e.release(e.record);
       return true;
     });
     if (key == this_thread_hot().key) this_thread_hot() = {};
@@ -92,7 +91,7 @@ class thread_cache {
   void prune(IsClosed&& is_closed) noexcept {
     std::erase_if(entries_, [&](entry& e) {
       if (!is_closed(e.list.get())) return false;
-      e.release(e.list.get(), e.record);
+      e.release(e.record);
       if (e.key == this_thread_hot().key) this_thread_hot() = {};
       return true;
     });
@@ -100,7 +99,7 @@ class thread_cache {
 
   ~thread_cache() {
     this_thread_hot() = {};
-    for (auto& e : entries_) e.release(e.list.get(), e.record);
+    for (auto& e : entries_) e.release(e.record);
   }
 
  private:
@@ -243,8 +242,7 @@ class record_list : public std::enable_shared_from_this<record_list<Record>> {
                                           std::memory_order_relaxed));
   }
 
-  static void release(void* list, void* record) noexcept {
-    (void)list;
+  static void release(void* record) noexcept {
     auto* rec = static_cast<Record*>(record);
     rec->on_release();
     // G: release pairs with the acquire CAS in claim_free() and with the
