@@ -262,15 +262,13 @@ TYPED_TEST(epoch_contract_test, a_forked_child_keeps_publishing_and_reclaiming) 
 
 // #9: detach() under the libcds policy leaves a host's own attachment alone.
 TEST(cds_urcu_contract, detach_keeps_an_attachment_the_host_made) {
-  std::thread([] {
+  cds_urcu_domain d;  // initialises libcds
+  std::thread([&] {
     cds::threading::Manager::attachThread();
-    {
-      cds_urcu_domain d;
-      d.lock();
-      d.unlock();
-      d.detach();
-      EXPECT_TRUE(cds::threading::Manager::isThreadAttached());
-    }
+    d.lock();
+    d.unlock();
+    d.detach();
+    EXPECT_TRUE(cds::threading::Manager::isThreadAttached());
     cds::threading::Manager::detachThread();
   }).join();
 }
