@@ -23,8 +23,9 @@
 // std::logic_error (the round running it cannot finish while it waits).
 //
 // After fork() a domain keeps working in the child: records of threads that
-// do not exist there are given back and a new reclaimer thread starts (see
-// detail/fork_handlers.hpp). Fork outside read sections, not from a deleter.
+// do not exist there are given back (epoch_grace) and a new reclaimer thread
+// starts (see detail/fork_handlers.hpp). Fork outside read sections, not from
+// a deleter.
 //
 // The host owns domain objects and hands them to whoever needs one: a header
 // library cannot hold a process-wide singleton without duplicating it in every

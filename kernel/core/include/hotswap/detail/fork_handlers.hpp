@@ -10,8 +10,13 @@
 //   in the parent lets rounds run again;
 //   in the child  gives back every record but the forking thread's and starts
 //                 a new reclaimer thread, so the domain works as before.
-// The rule this leaves (as in liburcu): fork() outside read sections and not
-// from a deleter, or the prepare step waits for a round that waits for us.
+// A grace policy opts in to giving records back with after_fork_in_child()
+// (epoch_grace does; the test-only references do not, so a section open in
+// another parent thread blocks their grace periods in the child).
+// The rules this leaves (as in liburcu): fork() outside read sections and not
+// from a deleter, or the prepare step waits for a round that waits for us; and
+// no domain constructed or destroyed inside a deleter while another thread
+// forks (the registry's lock and the round's would be taken in both orders).
 #pragma once
 
 #include <pthread.h>
