@@ -14,16 +14,10 @@ std::string microseconds(std::chrono::nanoseconds d) {
   return std::to_string(std::chrono::duration<double, std::micro>(d).count());
 }
 
-/// The domain defaults every writer-side row depends on, as compiled. A
-/// template so that the requires-expression also compiles against kernels
-/// without a reclaim window.
-template <class Options>
-void add_domain_defaults_to_context(const Options& defaults) {
+/// The domain defaults every writer-side row depends on, as compiled.
+void add_domain_defaults_to_context(const hotswap::domain_options& defaults) {
   benchmark::AddCustomContext("default_membarrier_after_us", microseconds(defaults.membarrier_after));
-  if constexpr (requires { defaults.reclaim_window; })
-    benchmark::AddCustomContext("default_reclaim_window_us", microseconds(defaults.reclaim_window));
-  else
-    benchmark::AddCustomContext("default_reclaim_window_us", "none (this kernel has no reclaim window)");
+  benchmark::AddCustomContext("default_reclaim_window_us", microseconds(defaults.reclaim_window));
 }
 
 }  // namespace

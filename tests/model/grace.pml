@@ -30,14 +30,14 @@
  *                              buffered store in_use = true: no drain, no fence
  *   -DSLEEP_WAIT               membarrier mode with the sleeping wait: the
  *                              writer flags the readers that look active
- *                              before membarrier (F), and waits for a pending
- *                              reader by reading the futex word (G), raising
+ *                              before membarrier (W1), and waits for a pending
+ *                              reader by reading the futex word (W2), raising
  *                              the reader's flag if this call has not (then
  *                              membarrier again), re-checking, and sleeping
  *                              until the word changes; a reader leaving its
- *                              outermost section loads its flag (L) and, if
+ *                              outermost section loads its flag (W4) and, if
  *                              set, clears it and bumps the word (a locked
- *                              RMW, H).  Readers run NSECT sections and stop,
+ *                              RMW, W3).  Readers run NSECT sections and stop,
  *                              so a lost wake-up is a deadlock: pan reports
  *                              an invalid end state.
  *   -DSLEEP_WAIT -DMUTANT_FLAG_AFTER_BARRIER  the flags are raised after the
@@ -46,6 +46,13 @@
  *                              after its re-check instead of before it
  *   -DSLEEP_WAIT -DMUTANT_WAKE_ON_NESTED      a nested unlock also takes the
  *                              flag (and wakes), the outermost one finds none
+ *   -DNEW_RECORD               reader 1 starts with a brand-new record that is
+ *                              not in the list yet: it links it (locked CAS on
+ *                              the list head, then the claim fence) before its
+ *                              first section; the writer's scan skips a
+ *                              record it does not find linked
+ *   -DNEW_RECORD -DMUTANT_LINK_WITHOUT_BARRIER  the link is a plain buffered
+ *                              store: no drain, no fence
  *   -DCHECK_LIVENESS           adds the LTL claim  <> writer_done
  *                              (check with pan -a -f: weak fairness)
  *   -DSB_CAP=n                 capacity of each reader's store buffer (3)
@@ -99,18 +106,22 @@ bool in_use[NR] = true;     /* record r is claimed (IN MEMORY); both records
 #define NSECT    1          /* sections per reader before it stops (2 also
                                verifies: 27M states, about a minute)          */
 #endif
-bool wake_wanted[NR];       /* F: raised by the writer, cleared by reader r   */
+bool wake_wanted[NR];       /* W1: raised by the writer, cleared by reader r   */
 byte wake = 0;              /* the futex word                                 */
 #endif
+bool linked[NR] = true;     /* record r is reachable from the list head (IN
+                               MEMORY); with NEW_RECORD reader 1's is not yet */
 
 /* ------------------------------------------ per-reader TSO store buffers   */
 byte sb[NR * SB_CAP];       /* sb[r*SB_CAP + i], i = 0 is the oldest entry    */
 byte sbn[NR];               /* number of buffered entries                     */
 
-/* A buffered entry is either a store to state[r] (the value, 0..7) or a store
-   to in_use[r] (IU_TAG | 0 or 1).                                            */
+/* A buffered entry is a store to state[r] (the value, 0..7), a store to
+   in_use[r] (IU_TAG | 0 or 1), or the link of record r (LINK_TAG).           */
 #define IU_TAG   16
 #define IS_IU(x) (((x) & IU_TAG) != 0)
+#define LINK_TAG 32
+#define IS_LINK(x) (((x) & LINK_TAG) != 0)
 
 /* reader r stores `val` to state[r]: goes into its store buffer.
    Blocks while the buffer is full (the drain process makes room).           */
@@ -125,6 +136,7 @@ inline buffered_store(r, val) {
 /* the oldest buffered store of reader r reaches memory */
 inline drain_one(r) {
   if
+  :: IS_LINK(sb[r * SB_CAP]) -> linked[r] = true
   :: IS_IU(sb[r * SB_CAP]) -> in_use[r] = ((sb[r * SB_CAP] & 1) != 0)
   :: else -> state[r] = sb[r * SB_CAP]
   fi;
@@ -159,15 +171,15 @@ end_drain:
 
 /* ================================================================= reader */
 
-/* lock(): C++ read_lock().  Only the outermost lock touches shared state. */
+/* lock(): C++ reader::lock().  Only the outermost lock touches shared state. */
 inline rd_lock() {
   if
   :: nesting == 0 ->
      e = epoch;                        /* C++: e = epoch.load(acquire)        */
-     buffered_store(me, e | ACTIVE);   /* C++: state.store(e|1) -- plain store,
-                                          sits in the store buffer; in
-                                          membarrier mode only a compiler
-                                          barrier follows                     */
+     buffered_store(me, e | ACTIVE);   /* C++: state.store(e|1, release) (C):
+                                          a plain mov on x86, sits in the store
+                                          buffer; in membarrier mode only a
+                                          compiler barrier follows            */
 #if defined(FENCE_MODE) && !defined(MUTANT_NO_READER_FENCE)
      (sbn[me] == 0);                   /* C++: full fence (seq_cst fence /
                                           mfence): wait for own buffer to
@@ -180,7 +192,7 @@ inline rd_lock() {
 }
 
 #ifdef SLEEP_WAIT
-/* L then H: C++ `if (wake_wanted_) wake_writer()`.  The flag load reads
+/* W4 then W3: C++ `if (wake_wanted_) wake_writer()`.  The flag load reads
    memory (it may pass the reader's buffered E: store->load reordering).  The
    clear is a store and the bump a locked RMW, which drains the buffer first:
    one atomic step.                                                          */
@@ -192,7 +204,7 @@ inline take_flag_and_wake() {
 }
 #endif
 
-/* unlock(): C++ read_unlock() */
+/* unlock(): C++ reader::unlock() */
 inline rd_unlock() {
   nesting--;
   if
@@ -258,12 +270,33 @@ inline release_and_claim() {
 }
 #endif
 
+#ifdef NEW_RECORD
+/* C++ record_list::claim() for a record no list walk has seen: link() (a
+   seq_cst CAS on the list head: a locked instruction, so it drains the
+   buffer) and the claim fence F after it.                                   */
+inline link_new_record() {
+#ifdef MUTANT_LINK_WITHOUT_BARRIER
+  buffered_store(me, LINK_TAG)         /* MUTANT: a plain buffered store      */
+#else
+  atomic { flush(me); linked[me] = true };
+  (sbn[me] == 0)                       /* C++: atomic_thread_fence(seq_cst)   */
+#endif
+}
+#endif
+
 proctype Reader(byte me) {
   byte nesting = 0;  /* private nesting counter                             */
   byte e = 0;        /* epoch announced by the outermost lock               */
   byte v1, v2;       /* versions loaded from `current`                      */
 #ifdef SLEEP_WAIT
   byte sections = 0;
+#endif
+
+#ifdef NEW_RECORD
+  if
+  :: me == 1 -> link_new_record()
+  :: else -> skip
+  fi;
 #endif
 
 end_reader:
@@ -279,7 +312,7 @@ end_reader:
      LOAD_CURRENT(v1);                 /* MUTANT: load current first ...      */
      rd_lock();                        /* ... then load epoch, store state    */
 #else
-     rd_lock();                        /* C++: guard g = rcu.read_lock()      */
+     rd_lock();                        /* C++: reader.lock()                  */
      LOAD_CURRENT(v1);                 /* C++: p = current.load(acquire)      */
 #endif
      DEREF(v1);                        /* C++: use *p                         */
@@ -294,7 +327,7 @@ end_reader:
      fi;
      DEREF(v1);                        /* use *p a second time                */
      v1 = 0;
-     rd_unlock()                       /* C++: guard destroyed                */
+     rd_unlock()                       /* C++: reader.unlock()                */
 #ifdef RECLAIM_RECORDS
   :: me == 0 ->                        /* between sections (nesting == 0):    */
      release_and_claim()               /* thread exits, a new one claims      */
@@ -319,6 +352,11 @@ inline poll_new_epoch(r) {
 /* First scan of record r: C++ `if (!r.in_use.load(acquire)) return;` then
    one load of its state.  Two separate loads (two steps).                   */
 inline first_scan(r) {
+#ifdef NEW_RECORD
+  if
+  :: !linked[r] -> pend[r] = false     /* not in the list: not visited        */
+  :: else ->
+#endif
 #ifdef RECLAIM_RECORDS
   if
   :: in_use[r] -> pend[r] = (EPOCH_OF(state[r]) < target)
@@ -326,6 +364,9 @@ inline first_scan(r) {
   fi
 #else
   pend[r] = (EPOCH_OF(state[r]) < target)
+#endif
+#ifdef NEW_RECORD
+  fi
 #endif
 }
 
@@ -469,6 +510,9 @@ proctype Writer() {
 
 init {
   atomic {
+#ifdef NEW_RECORD
+    linked[1] = false;
+#endif
     run Drain(0);
     run Drain(1);
     run Reader(0);

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 #include <hotswap/detail/thread_records.hpp>
 #include <hotswap/domain.hpp>
@@ -26,10 +27,16 @@ namespace hotswap {
 class cds_urcu_grace {
   using rcu = cds::urcu::gc<cds::urcu::general_buffered<>>;
 
-  // Attach counts per thread, so two domains on one thread attach once.
-  static unsigned& attach_count() noexcept {
-    thread_local unsigned count = 0;
-    return count;
+  // Per thread: how many records of any cds_urcu_grace the thread holds, and
+  // whether we attached it to libcds (a thread the host attached itself is
+  // never detached by us).
+  struct thread_attachment {
+    unsigned records = 0;
+    bool attached_by_us = false;
+  };
+  static thread_attachment& attachment() noexcept {
+    constinit thread_local thread_attachment a;
+    return a;
   }
 
  public:
@@ -47,12 +54,16 @@ class cds_urcu_grace {
     friend class cds_urcu_grace;
     friend class detail::record_list<reader>;
     void on_claim() {
-      if (attach_count()++ == 0 && !cds::threading::Manager::isThreadAttached())
+      thread_attachment& a = attachment();
+      if (a.records++ == 0 && !cds::threading::Manager::isThreadAttached()) {
         cds::threading::Manager::attachThread();
+        a.attached_by_us = true;
+      }
     }
     void on_release() noexcept {
       nesting_ = 0;
-      if (--attach_count() == 0) cds::threading::Manager::detachThread();
+      thread_attachment& a = attachment();
+      if (--a.records == 0 && std::exchange(a.attached_by_us, false)) cds::threading::Manager::detachThread();
     }
     std::uint32_t nesting_ = 0;  // owner thread only
   };

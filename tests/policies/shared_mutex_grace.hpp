@@ -42,6 +42,7 @@ class shared_mutex_grace {
   }
   reader* this_thread_reader_if_any() noexcept { return readers_.this_thread_if_any(); }
   void detach_this_thread() noexcept { readers_.detach_this_thread(); }
+  bool owns(const reader& r) const noexcept { return r.mutex_ == &mutex_; }
 
   void synchronize() {
     mutex_.lock();  // waits for every shared holder (readers that began earlier)

@@ -5,8 +5,9 @@
 // basic_domain, so slots, pins, tests and benchmarks are written once against
 // one set of verbs:
 //
-//   lock() / unlock()      enter / leave a read section (nestable; the domain is
-//                          BasicLockable, so std::scoped_lock works)
+//   lock() / unlock()      enter / leave a read section (nestable; the domain and
+//                          its readers are BasicLockable: std::lock_guard is the
+//                          RAII section)
 //   this_thread()          this thread's reader: hold it on hot paths and call
 //                          lock()/unlock() on it to skip the per-call lookup
 //   attach() / detach()    register / unregister the calling thread explicitly
@@ -15,6 +16,16 @@
 //   retire(p, deleter)     run deleter(p) after a grace period, on the reclaimer
 //   barrier()              wait until every retire issued so far has run
 //   poll()                 drive reclamation by hand (reclaim_mode::manual)
+//
+// Deleters run on the reclaimer, one round at a time. A deleter must not
+// throw (the process terminates with a message naming the rule); inside one,
+// poll() does nothing and returns false, and barrier() throws
+// std::logic_error (the round running it cannot finish while it waits).
+//
+// After fork() a domain keeps working in the child: records of threads that
+// do not exist there are given back (epoch_grace) and a new reclaimer thread
+// starts (see detail/fork_handlers.hpp). Fork outside read sections, not from
+// a deleter.
 //
 // The host owns domain objects and hands them to whoever needs one: a header
 // library cannot hold a process-wide singleton without duplicating it in every
@@ -68,6 +79,13 @@ class basic_domain {
     if (reader* r = grace_.this_thread_reader_if_any(); r != nullptr && r->nesting() != 0)
       throw std::logic_error("hotswap: detach() called inside a read section");
     grace_.detach_this_thread();
+  }
+
+  /// Whether `r` is a reader of this domain (for debug checks; a policy that
+  /// cannot tell answers true).
+  bool owns(const reader& r) const noexcept {
+    if constexpr (requires { grace_.owns(r); }) return grace_.owns(r);
+    else return true;
   }
 
   void lock() { this_thread().lock(); }
@@ -132,21 +150,5 @@ class basic_domain {
 
 /// The default domain: epoch announce + lazy membarrier.
 using domain = basic_domain<epoch_grace>;
-
-/// RAII read section on a reader handle. Move-only.
-template <class Reader>
-class read_section {
- public:
-  explicit read_section(Reader& r) noexcept : reader_(&r) { r.lock(); }
-  read_section(read_section&& other) noexcept : reader_(std::exchange(other.reader_, nullptr)) {}
-  read_section& operator=(read_section&&) = delete;
-  read_section(const read_section&) = delete;
-  ~read_section() {
-    if (reader_ != nullptr) reader_->unlock();
-  }
-
- private:
-  Reader* reader_;
-};
 
 }  // namespace hotswap

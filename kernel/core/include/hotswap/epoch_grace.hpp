@@ -18,27 +18,43 @@
 // Without membarrier (grace_mode::fence) readers fence after the lock-time
 // store instead, and the writer trusts `inactive` at once.
 //
+// The ordering pairs, named where they are used (each names its partner):
+//   A  writer: epoch fetch_add (seq_cst)        pairs with B
+//   B  reader: epoch load (acquire)             sees A: what was published first
+//   C  reader: announcement store (release)     read by D
+//   D  writer: record state load (acquire)      pairs with C, E and G
+//   E  reader: leaving store (release)          the section's reads happen before D
+//   F  seq_cst fences: the writer's after A, the fence-mode reader's after C,
+//      and the claim fence after a thread claims or links a record
+//      (detail/thread_records.hpp); any two of them form a Dekker pair
+//   G  record released: in_use store (release)  pairs with the writer's in_use load
+//   M  membarrier(): a full barrier on every running thread, paired with the
+//      reader's compiler barrier after C
+//   W1-W4  the sleeping wait, below: the writer asks a reader to wake it (W1),
+//      reads the futex word (W2); the waking reader bumps it (W3) after testing
+//      its own flag (W4)
+// The records' own list (L1/L2) is in detail/thread_records.hpp. The protocol
+// is model-checked under x86-TSO in tests/model/ (spin) and under the C++
+// memory model in tests/relacy/, with mutants that weaken one step and must fail.
+//
 // A reader still inside an old section after that is either running a long
 // section or preempted inside a short one. Spinning cannot help the second
 // (on a full machine it takes the CPU the reader needs to finish), so the
 // writer sleeps on a futex and the reader wakes it (liburcu's gp_futex shape,
 // with the flag per reader): the writer raises `wake_wanted_` in the records
-// it waits for (F), and a reader leaving its outermost section stores its
-// state (E), then tests its own wake_wanted_ (L) and wakes the writer if set.
+// it waits for (W1), and a reader leaving its outermost section stores its
+// state (E), then tests its own wake_wanted_ (W4) and wakes the writer if set.
 // The common unlock stays a store plus a test of a word in its own line.
-//   No lost wake-up (E;L in the reader against F;M;recheck in the writer, the
+//   No lost wake-up (E;W4 in the reader against W1;M;recheck in the writer, the
 //   Dekker shape): the writer's membarrier M runs a full fence on the reader's
-//   CPU (or the reader passes one at its next context switch). If L comes
-//   after that fence, L sees F and the reader wakes us; if before, so is E,
+//   CPU (or the reader passes one at its next context switch). If W4 comes
+//   after that fence, W4 sees W1 and the reader wakes us; if before, so is E,
 //   and E is visible to the recheck after M returns. The futex word `wake_`
-//   is read (G) before the recheck and bumped by the waking reader after L,
+//   is read (W2) before the recheck and bumped by the waking reader after W4,
 //   so a wake between the recheck and the sleep makes the sleep return.
 //   In fence mode the reader's unlock has no fence and the writer has no
 //   membarrier: a wake can be lost, so the sleep there is bounded (the
 //   previous fixed 50 us sleep) and a lost wake costs at most that.
-//
-// The protocol is model-checked under x86-TSO in tests/model/ (with mutants
-// that remove each step and must fail). Labels A..M name the ordering pairs.
 #pragma once
 
 #include <sys/syscall.h>
@@ -46,12 +62,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <vector>
 
+#include "detail/fatal.hpp"
 #include "detail/futex.hpp"
 #include "detail/membarrier.hpp"
 #include "detail/schedule_point.hpp"
@@ -91,6 +109,9 @@ class epoch_grace {
   static constexpr std::uint64_t first_epoch = epoch_step;
 
  public:
+  /// Deepest nesting of read sections on one thread; one more terminates.
+  static constexpr std::uint32_t max_nesting = depth_mask;
+
   /// A thread's reader record: what a hot caller holds on to.
   class alignas(64) reader : public detail::record_links {
    public:
@@ -114,19 +135,20 @@ class epoch_grace {
       // previous unlock (E). Ordering against our later loads comes from the
       // barrier below.
       state_.store(e | 1, std::memory_order_release);
-      std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler only; pairs with M (membarrier)
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // M: compiler only; the writer's membarrier is the CPU barrier
       HOTSWAP_SCHEDULE_POINT("reader: announced");
     }
 
     [[gnu::always_inline]] void unlock() noexcept {
       const std::uint64_t s = state_.load(std::memory_order_relaxed);
+      assert((s & depth_mask) != 0 && "hotswap: unlock() without a matching lock()");
       if ((s & depth_mask) == 1) HOTSWAP_SCHEDULE_POINT("reader: leaving");
       // E: release pairs with D: our reads of old versions happen before the
       // writer concludes we left, hence before reclamation. Leaving the
       // outermost section leaves `epoch | 0`: inactive.
       state_.store(s - 1, std::memory_order_release);
-      std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler only: E before L; pairs with M
-      // L: a writer sleeping until we leave raised this flag (F). Read-mostly
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler only: E before W4; pairs with M
+      // W4: a writer sleeping until we leave raised this flag (W1). Read-mostly
       // and in our own line: a load and a test on the common path.
       if (wake_wanted_.load(std::memory_order_relaxed) != 0) [[unlikely]] wake_writer(s - 1);
     }
@@ -144,7 +166,10 @@ class epoch_grace {
     // measured ~20 ns here against ~1 ns for the lock-or it emits otherwise.)
     void lock_rare(std::uint64_t s) noexcept {
       if ((s & depth_mask) != 0) {
-        state_.store(s + 1, std::memory_order_release);  // nested: same epoch, one level deeper; release as C
+        // The depth must never carry into the fence flag: the section would
+        // read as inactive and a version in use could be reclaimed.
+        if ((s & depth_mask) == max_nesting) [[unlikely]] detail::nesting_overflow();
+        state_.store(s + 1, std::memory_order_release);  // nested: same epoch, one level deeper; C
         return;
       }
       // The outermost section of a fence-mode record: B and C as in lock(),
@@ -152,15 +177,15 @@ class epoch_grace {
       const std::uint64_t e = epoch_->load(std::memory_order_acquire);
       HOTSWAP_SCHEDULE_POINT("reader: epoch loaded, not announced");
       state_.store(e | fence_flag | 1, std::memory_order_release);  // C, as in lock()
-      std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the writer's fence after A
+      std::atomic_thread_fence(std::memory_order_seq_cst);  // F: pairs with the writer's F after A
       HOTSWAP_SCHEDULE_POINT("reader: announced");
     }
 
     // Out of line: runs once per grace period that slept on this reader.
     [[gnu::noinline]] void wake_writer(std::uint64_t left) noexcept {
       if ((left & depth_mask) != 0) return;  // a nested unlock: the writer waits for the outermost one
-      wake_wanted_.store(0, std::memory_order_relaxed);  // until a writer asks again (F)
-      // H: release pairs with G: a writer that reads this bump sees E.
+      wake_wanted_.store(0, std::memory_order_relaxed);  // until a writer asks again (W1)
+      // W3: release pairs with W2: a writer that reads this bump sees E.
       wake_->fetch_add(1, std::memory_order_release);
       detail::futex_wake_all(*wake_);
     }
@@ -171,11 +196,11 @@ class epoch_grace {
       state_.store(fence_on_lock_ ? fence_flag : 0, std::memory_order_relaxed);  // epoch 0: inactive
     }
     void on_release() noexcept {
-      state_.store(0, std::memory_order_release);  // pairs with D
+      state_.store(0, std::memory_order_release);  // E: the last section's reads happen before D
     }
 
     std::atomic<std::uint64_t> state_{0};  // epoch | fence_flag | depth; 0 = never entered
-    // Raised by a writer about to sleep until this reader leaves (F); cleared
+    // Raised by a writer about to sleep until this reader leaves (W1); cleared
     // by the reader when it wakes that writer. The only field writers store to.
     std::atomic<std::uint32_t> wake_wanted_{0};
     bool fence_on_lock_ = false;           // fixed at claim; read only by on_claim()
@@ -197,24 +222,41 @@ class epoch_grace {
   reader* this_thread_reader_if_any() noexcept { return readers_.this_thread_if_any(); }
   void detach_this_thread() noexcept { readers_.detach_this_thread(); }
 
+  /// Whether `r` is a record of this policy (a cheap debug check for callers
+  /// that pass a reader around).
+  bool owns(const reader& r) const noexcept { return r.epoch_ == &epoch_; }
+
+  /// In a child after fork(): only the forking thread exists, so every other
+  /// thread's record is given back (a section it had open would otherwise
+  /// block every grace period in the child).
+  void after_fork_in_child() noexcept {
+    reader* mine = readers_.this_thread_if_any();
+    if (mine != nullptr) mine->tid_.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_relaxed);
+    readers_.for_each([&](reader& r) {
+      if (&r == mine || !r.in_use.load(std::memory_order_relaxed)) return;  // single-threaded here
+      r.on_release();
+      r.in_use.store(false, std::memory_order_relaxed);
+    });
+  }
+
   /// Waits until every read section that began before the call has ended.
   void synchronize() {
     // A: pairs with B. Every publish sequenced before this call happens before
-    // any section that observes `target`.
+    // any section that observes `target`. seq_cst: a member of the F order.
     HOTSWAP_SCHEDULE_POINT("writer: before epoch bump");
     const std::uint64_t target = epoch_.fetch_add(epoch_step, std::memory_order_seq_cst) + epoch_step;
     HOTSWAP_SCHEDULE_POINT("writer: epoch bumped");
-    // Pairs with the reader's fence in fence mode (Dekker): either we see its
-    // announcement or it sees what was published before A.
+    // F: pairs with the fence-mode reader's F after C and with the claim F
+    // (Dekker): either we see its announcement or claim, or it sees A.
     std::atomic_thread_fence(std::memory_order_seq_cst);
     grace_periods_.fetch_add(1, std::memory_order_relaxed);
 
     std::vector<waiting> pending;
     readers_.for_each([&](reader& r) {
       // A free record has no section, and a thread claiming it afterwards
-      // sees `target` (claim() fences after its CAS; we fenced after A).
-      // Acquire pairs with the release in record_list::release(): sections of
-      // the thread that gave it back happened before.
+      // sees `target` (F: claim() fences after its CAS; we fenced after A).
+      // G: acquire pairs with the release in record_list::release(): sections
+      // of the thread that gave it back happened before.
       if (!r.in_use.load(std::memory_order_acquire)) return;
       if (!done_without_barrier(r, target)) pending.push_back({&r, false});
     });
@@ -232,7 +274,7 @@ class epoch_grace {
       HOTSWAP_SCHEDULE_POINT("writer: readers pending");
       const auto waited = std::chrono::steady_clock::now() - start;
       if (!barrier_done && waited >= options_.membarrier_after) {
-        // F for the readers that look inside an old section: M below then
+        // W1 for the readers that look inside an old section: M below then
         // also covers the Dekker argument for them (see the top).
         for (waiting& w : pending)
           if ((state_of(*w.r) & depth_mask) != 0) ask_to_wake(w);
@@ -281,7 +323,7 @@ class epoch_grace {
     bool covered;
   };
 
-  /// F: asks w's reader to wake us when it leaves. Relaxed: the barrier that
+  /// W1: asks w's reader to wake us when it leaves. Relaxed: the barrier that
   /// must follow (M or a seq_cst fence) orders it before our recheck.
   static void ask_to_wake(waiting& w) noexcept {
     if (w.r->wake_wanted_.load(std::memory_order_relaxed) == 0) w.r->wake_wanted_.store(1, std::memory_order_relaxed);
@@ -295,13 +337,13 @@ class epoch_grace {
   /// the rest of membarrier_after). The caller re-checks the records either way.
   void sleep_until_woken(std::vector<waiting>& pending, std::uint64_t target, bool barrier_done,
                          std::chrono::nanoseconds limit) {
-    // G: acquire pairs with H: a wake counted here happened after its E.
+    // W2: acquire pairs with W3: a wake counted here happened after its E.
     const std::uint32_t seq = wake_.load(std::memory_order_acquire);
     bool fresh = false, asked = barrier_done;
     for (waiting& w : pending) {
       if (w.covered) continue;
       if (!barrier_done) {
-        // F for the readers that look inside; not covered until M.
+        // W1 for the readers that look inside; not covered until M.
         if ((state_of(*w.r) & depth_mask) != 0) {
           w.r->wake_wanted_.store(1, std::memory_order_relaxed);
           asked = true;
@@ -319,9 +361,9 @@ class epoch_grace {
     }
     if (fresh) {
       if (fence_on_lock_) {
-        std::atomic_thread_fence(std::memory_order_seq_cst);  // F before the recheck (readers have no partner)
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // a seq_cst fence (the F order): W1 before the recheck (readers have no partner)
       } else {
-        detail::membarrier_all();  // M, as in synchronize(): F before every reader's L, or its E before the recheck
+        detail::membarrier_all();  // M, as in synchronize(): W1 before every reader's W4, or its E before the recheck
         membarriers_.fetch_add(1, std::memory_order_relaxed);
       }
     }
@@ -335,7 +377,7 @@ class epoch_grace {
     sleeps_.fetch_add(1, std::memory_order_relaxed);
   }
 
-  // D: acquire pairs with E (and C via the barrier).
+  // D: acquire pairs with C and E (C after M, or F in fence mode).
   static std::uint64_t state_of(const reader& r) noexcept { return r.state_.load(std::memory_order_acquire); }
 
   static bool done_without_barrier(const reader& r, std::uint64_t target) noexcept {
@@ -373,7 +415,7 @@ class epoch_grace {
   std::atomic<std::uint64_t> membarriers_{0};
   std::atomic<std::uint64_t> stalls_{0};
   std::atomic<std::uint64_t> sleeps_{0};
-  alignas(64) std::atomic<std::uint32_t> wake_{0};  // futex word: bumped by each waking reader (H)
+  alignas(64) std::atomic<std::uint32_t> wake_{0};  // futex word: bumped by each waking reader (W3)
 };
 
 }  // namespace hotswap

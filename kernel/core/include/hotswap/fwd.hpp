@@ -24,7 +24,6 @@ class epoch_grace;             // the default policy: epoch announce + lazy memb
 using domain = basic_domain<epoch_grace>;
 class qsbr_grace;              // qsbr_grace.hpp: free read sections, threads announce quiescent()
 using qsbr_domain = basic_domain<qsbr_grace>;
-template <class Reader> class read_section;  // RAII read section
 struct retired_node;           // intrusive retire node (retire.hpp)
 struct grace_stats;
 struct reclaim_stats;

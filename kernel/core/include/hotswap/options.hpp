@@ -66,6 +66,9 @@ struct domain_options {
 
   /// Called on the thread that waits for the grace period (the reclaimer, or a
   /// caller of synchronize()). Must not enter the domain. Empty: not reported.
+  /// Only policies that can see one reader's section report: epoch_grace does;
+  /// the test-only references (libcds URCU, std::shared_mutex) wait inside a
+  /// library call that cannot name the reader, and never call it.
   std::function<void(const stall_report&)> on_stall;
 };
 
@@ -78,7 +81,8 @@ struct slot_options {
   /// Cap on versions that were replaced but are not destroyed yet (waiting for
   /// a grace period or for their pins). Past it, publish() answers
   /// publish_status::backpressure instead of growing memory without bound.
-  /// Raise it for workloads with many long-lived pins on old versions.
+  /// Raise it for workloads with many long-lived pins on old versions. At
+  /// least 1: a slot constructed with 0 throws std::invalid_argument.
   std::size_t max_draining = 16;
 
   /// Number of pin counter shards per version (rounded up to a power of two).

@@ -15,10 +15,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <utility>
 
+#include "detail/fatal.hpp"
+#include "detail/fork_handlers.hpp"
 #include "detail/schedule_point.hpp"
 #include "options.hpp"
 
@@ -42,16 +46,19 @@ namespace detail {
 
 /// Runs deleters of retired nodes after a grace period of `Grace`.
 template <class Grace>
-class reclaimer {
+class reclaimer final : fork_participant {
  public:
-  reclaimer(Grace& grace, reclaim_mode mode, std::chrono::nanoseconds window) : grace_(grace), window_(window) {
-    if (mode == reclaim_mode::background) thread_ = std::thread([this] { run(); });
+  reclaimer(Grace& grace, reclaim_mode mode, std::chrono::nanoseconds window)
+      : grace_(grace), window_(window), background_(mode == reclaim_mode::background) {
+    if (background_) thread_ = std::thread([this] { run(); });
+    fork_registry::add(*this);
   }
   reclaimer(const reclaimer&) = delete;
   reclaimer& operator=(const reclaimer&) = delete;
 
   /// Drains everything retired so far, then stops the background thread.
   ~reclaimer() {
+    fork_registry::remove(*this);
     if (thread_.joinable()) {
       stop_.store(true, std::memory_order_relaxed);
       wake();
@@ -66,26 +73,37 @@ class reclaimer {
     retired_node* head = pending_.load(std::memory_order_relaxed);
     do {
       node->next = head;
-      // Release pairs with the acquire exchange in round(): the node's fields
-      // (and the object it guards) are complete before the reclaimer sees it.
-    } while (!pending_.compare_exchange_weak(head, node, std::memory_order_release, std::memory_order_relaxed));
-    if (thread_.joinable() && head == nullptr) wake();
+      // R1 (acq_rel). Release pairs with R2's acquire: the node's fields (and
+      // the object it guards) are complete before the reclaimer sees it.
+      // Acquire pairs with R2's release: if a round's take came first, its
+      // rounds_started_ increment happens before our caller's barrier() reads
+      // R3, so barrier() waits for a later round (no store-buffering shape).
+    } while (!pending_.compare_exchange_weak(head, node, std::memory_order_acq_rel, std::memory_order_relaxed));
+    if (background_ && head == nullptr) wake();
   }
 
   /// Runs one round on the calling thread if anything is pending. Returns
-  /// whether it ran deleters. For reclaim_mode::manual hosts.
+  /// whether it ran deleters. For reclaim_mode::manual hosts. From inside a
+  /// deleter it does nothing and returns false (that round is still running).
   bool poll() {
-    if (pending_.load(std::memory_order_acquire) == nullptr) return false;
+    if (in_deleter()) return false;
+    if (pending_.load(std::memory_order_acquire) == nullptr) return false;  // R1's release: see round()
     drive_round();
     return true;
   }
 
+  /// Waits until every retire() that happened before the call has run its
+  /// deleter. Throws std::logic_error from inside a deleter: the round running
+  /// it cannot finish while it waits.
   void barrier() {
-    // Acquire pairs with the release increment in round(): a round numbered
-    // higher than what we read starts its take after this point.
-    const std::uint64_t seen = rounds_started_.load(std::memory_order_acquire);
-    if (!thread_.joinable()) {
-      while (rounds_done_.load(std::memory_order_acquire) <= seen) drive_round();
+    if (in_deleter()) throw std::logic_error("hotswap: barrier() called from a deleter; it would wait for itself");
+    // R3: every retire() that happened before this call either was taken by a
+    // round numbered <= seen (R1/R2 above), or will be taken by a later one,
+    // and rounds run one at a time, so round seen + 1 finishing covers both.
+    // Relaxed: what orders it after R2 is R1's acquire, then read-read coherence.
+    const std::uint64_t seen = rounds_started_.load(std::memory_order_relaxed);
+    if (!background_) {
+      while (rounds_done_.load(std::memory_order_acquire) <= seen) drive_round();  // R4
       return;
     }
     barrier_wanted_.store(true, std::memory_order_relaxed);
@@ -93,8 +111,8 @@ class reclaimer {
     cut_window_short();
     std::uint64_t done = rounds_done_.load(std::memory_order_acquire);
     while (done <= seen) {
-      rounds_done_.wait(done, std::memory_order_acquire);  // pairs with the release store in round()
-      done = rounds_done_.load(std::memory_order_acquire);
+      rounds_done_.wait(done, std::memory_order_acquire);  // R4
+      done = rounds_done_.load(std::memory_order_acquire);  // R4: the round's deleters happen before we return
     }
   }
 
@@ -108,8 +126,6 @@ class reclaimer {
             rounds_done_.load(std::memory_order_relaxed)};
   }
 
-  bool on_reclaimer_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
-
  private:
   void wake() noexcept {
     wakeups_.fetch_add(1, std::memory_order_release);  // pairs with the acquire load in run()
@@ -122,7 +138,7 @@ class reclaimer {
       const bool wanted = barrier_wanted_.exchange(false, std::memory_order_relaxed);
       if (pending_.load(std::memory_order_acquire) != nullptr || wanted) {
         if (!wanted) linger();
-        round();
+        drive_round();
         continue;
       }
       if (stop_.load(std::memory_order_relaxed)) return;
@@ -144,28 +160,82 @@ class reclaimer {
     window_cv_.notify_one();
   }
 
+  // Rounds run one at a time, whoever drives them (the background thread,
+  // poll(), barrier() in manual mode, the destructor): barrier() counts on it.
   void drive_round() {
     std::lock_guard lock(drive_mutex_);
     round();
   }
 
-  // One batch, one grace period. Single-threaded: the background thread, or a
-  // caller holding drive_mutex_.
-  void round() {
-    rounds_started_.fetch_add(1, std::memory_order_acq_rel);  // pairs with the acquire in barrier()
-    retired_node* batch = pending_.exchange(nullptr, std::memory_order_acquire);  // pairs with retire()
-    if (batch != nullptr) grace_.synchronize();
+  bool in_deleter() const noexcept {
+    // Relaxed: only this thread ever stores its own id here.
+    return deleting_on_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  }
+
+  // One batch, one grace period. Caller holds drive_mutex_. A deleter that
+  // throws terminates the process: the rest of the batch could be neither
+  // run nor given back.
+  void round() noexcept {
+    rounds_started_.fetch_add(1, std::memory_order_relaxed);  // ordered before R2 by R2's release
+    // R2 (acq_rel): acquire pairs with R1's release (the nodes are complete);
+    // release pairs with R1's acquire (see retire()).
+    retired_node* batch = pending_.exchange(nullptr, std::memory_order_acq_rel);
+    if (batch != nullptr) synchronize_or_die();
     HOTSWAP_SCHEDULE_POINT("reclaimer: grace period over");
+    deleting_on_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     std::uint64_t n = 0;
-    while (batch != nullptr) {
-      retired_node* next = batch->next;  // read first: reclaim may free or re-retire the node
-      batch->reclaim(batch);
-      batch = next;
-      ++n;
+    try {
+      while (batch != nullptr) {
+        retired_node* next = batch->next;  // read first: reclaim may free or re-retire the node
+        batch->reclaim(batch);
+        batch = next;
+        ++n;
+      }
+    } catch (...) {
+      fatal("hotswap: a deleter passed to retire() threw; deleters must not throw");
     }
+    deleting_on_.store(std::thread::id(), std::memory_order_relaxed);
     reclaimed_.fetch_add(n, std::memory_order_relaxed);
-    rounds_done_.fetch_add(1, std::memory_order_release);  // pairs with the acquire in barrier()
+    rounds_done_.fetch_add(1, std::memory_order_release);  // R4: pairs with barrier()'s acquire loads
     rounds_done_.notify_all();
+  }
+
+  void synchronize_or_die() noexcept {
+    try {
+      grace_.synchronize();
+    } catch (...) {
+      fatal("hotswap: a grace period failed inside the reclaimer (out of memory?)");
+    }
+  }
+
+  // fork(): see detail/fork_handlers.hpp. The child's copy of the background
+  // thread does not exist; its std::thread and the mutex and condition
+  // variable it may have been using are rebuilt in place, not destroyed.
+  void before_fork() noexcept override {
+    drive_mutex_.lock();  // no round in flight, none starts
+    window_mutex_.lock();
+  }
+  void after_fork_in_parent() noexcept override {
+    window_mutex_.unlock();
+    drive_mutex_.unlock();
+  }
+  void after_fork_in_child() noexcept override {
+    if constexpr (requires { grace_.after_fork_in_child(); }) grace_.after_fork_in_child();
+    if (background_) {
+      std::construct_at(&window_mutex_);
+      std::construct_at(&window_cv_);
+      std::construct_at(&thread_);  // the parent's thread is not ours to join
+    } else {
+      window_mutex_.unlock();
+    }
+    drive_mutex_.unlock();
+    if (background_) {
+      try {
+        thread_ = std::thread([this] { run(); });
+      } catch (...) {
+        fatal("hotswap: could not start the reclaimer thread in a child after fork()");
+      }
+    }
   }
 
   Grace& grace_;
@@ -180,6 +250,8 @@ class reclaimer {
   std::atomic<std::uint32_t> wakeups_{0};
   std::atomic<bool> barrier_wanted_{false};
   std::atomic<bool> stop_{false};
+  std::atomic<std::thread::id> deleting_on_{};  // the thread running deleters, if any
+  const bool background_;
   std::mutex drive_mutex_;
   std::thread thread_;  // last: starts after every field above is initialised
 };

@@ -17,11 +17,13 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <concepts>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -67,6 +69,8 @@ class slot {
   template <class... Args>
   explicit slot(Domain& d, std::string label, slot_options options, Args&&... initial)
       : domain_(d), options_(options) {
+    if (options_.max_draining == 0)
+      throw std::invalid_argument("hotswap: slot_options::max_draining must be at least 1 (0 refuses every publish)");
     current_.store(make_block(std::move(label), std::forward<Args>(initial)...), std::memory_order_release);
   }
   slot(Domain& d, T initial, std::string label = "initial")
@@ -85,6 +89,7 @@ class slot {
   // ---- read side --------------------------------------------------------
 
   read_ptr read(reader& r) const noexcept {
+    assert(domain_.owns(r) && "hotswap: a reader of another domain passed to slot::read()");
     r.lock();
     // Acquire pairs with the release in publish(): the value is fully built.
     const block* b = current_.load(std::memory_order_acquire);
@@ -96,16 +101,8 @@ class slot {
   /// f(const T&) inside one read section; returns what f returns.
   template <class F>
   decltype(auto) call(reader& r, F&& f) const {
-    // Not read_section: that one is movable, so its destructor tests for a
-    // moved-from null, a test and branch on every call that this scope-bound
-    // guard does not need.
-    struct section {
-      reader& r;
-      explicit section(reader& rr) noexcept : r(rr) { r.lock(); }
-      section(const section&) = delete;
-      section& operator=(const section&) = delete;
-      ~section() { r.unlock(); }
-    } guard(r);
+    assert(domain_.owns(r) && "hotswap: a reader of another domain passed to slot::call()");
+    std::lock_guard section(r);  // the reader is BasicLockable
     // Acquire pairs with the release in publish().
     return std::forward<F>(f)(current_.load(std::memory_order_acquire)->value);
   }
@@ -116,7 +113,8 @@ class slot {
 
   /// Keeps the serving version alive until the pin is dropped.
   hotswap::pin<T, Domain> pin(reader& r) const {
-    read_section<reader> section(r);
+    assert(domain_.owns(r) && "hotswap: a reader of another domain passed to slot::pin()");
+    std::lock_guard section(r);
     block* b = current_.load(std::memory_order_acquire);  // pairs with publish()
     HOTSWAP_SCHEDULE_POINT("pin: version loaded");
     const unsigned shard = b->pins.acquire_fresh();
@@ -170,10 +168,14 @@ class slot {
  private:
   template <class... Args>
   block* make_block(std::string label, Args&&... args) {
-    // Called with books_->mutex held, or from the constructor.
-    version_info info{++books_->last_number, std::move(label), std::chrono::system_clock::now()};
+    // Called with books_->mutex held, or from the constructor. The number is
+    // taken only once the block exists: a value whose constructor throws
+    // consumes none.
+    books_->live.reserve(books_->live.size() + 1);
+    version_info info{books_->last_number + 1, std::move(label), std::chrono::system_clock::now()};
     auto* b = new block(std::move(info), options_.pin_shards, books_, std::forward<Args>(args)...);
-    books_->live.push_back(b);
+    ++books_->last_number;
+    books_->live.push_back(b);  // cannot throw: reserved above
     return b;
   }
 

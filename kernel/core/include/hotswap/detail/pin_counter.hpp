@@ -80,7 +80,7 @@ class pin_counter {
   unsigned acquire_fresh() noexcept {
     const unsigned s = this_thread_shard_hint() & mask_;
     // Relaxed: park() runs after a grace period that waits for our read
-    // section, which orders this increment before park's exchange.
+    // section (epoch_grace.hpp, E/D), which orders this increment before P2.
     shards_[s].count.fetch_add(1, std::memory_order_relaxed);
     return s;
   }
@@ -90,6 +90,10 @@ class pin_counter {
     std::uint64_t cur = shards_[s].count.load(std::memory_order_relaxed);
     while ((cur & parked) == 0)
       if (shards_[s].count.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed)) return;
+    // P3: we read the marker P2 wrote; this fence makes that read synchronise
+    // with P2, so park()'s bias store happens before our central update (it
+    // cannot land before the store and be overwritten).
+    std::atomic_thread_fence(std::memory_order_acquire);
     central_.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -99,26 +103,30 @@ class pin_counter {
     std::uint64_t cur = shards_[s].count.load(std::memory_order_relaxed);
     HOTSWAP_SCHEDULE_POINT("pin: releasing");
     while ((cur & parked) == 0)
-      // Release pairs with the acq_rel exchange in park(): our reads of the
-      // version happen before it is destroyed.
+      // P1: release pairs with P2's acquire: our reads of the version happen
+      // before park() and so before the version is destroyed.
       if (shards_[s].count.compare_exchange_weak(cur, cur - 1, std::memory_order_release, std::memory_order_relaxed))
         return false;
-    // acq_rel: release our reads; acquire the other releases if we are last.
+    std::atomic_thread_fence(std::memory_order_acquire);  // P3, as in acquire_copy()
+    // P4 (acq_rel): release our reads; acquire every earlier P4 and park()'s
+    // final P4 if we are the one that reaches zero.
     return central_.fetch_sub(1, std::memory_order_acq_rel) == 1;
   }
 
   /// Reclaimer only, once, after the version's grace period. Returns true if
   /// no pin is left (the caller destroys); otherwise the last release() will.
   bool park() noexcept {
-    central_.store(bias, std::memory_order_relaxed);
+    central_.store(bias, std::memory_order_relaxed);  // published to P3 by P2's release
     for (std::size_t i = 0; i <= mask_; ++i) {
-      // acq_rel: acquire pairs with the release in release(); release publishes
-      // `bias` to releases that see the marker.
       HOTSWAP_SCHEDULE_POINT("reclaimer: parking a shard");
+      // P2 (acq_rel): acquire pairs with P1 (releases on this shard happened
+      // before); release pairs with P3 (the bias is in place for anyone who
+      // sees the marker).
       const std::uint64_t moved = shards_[i].count.exchange(parked, std::memory_order_acq_rel);
+      HOTSWAP_SCHEDULE_POINT("reclaimer: shard parked, its count not moved yet");
       central_.fetch_add(static_cast<std::int64_t>(moved), std::memory_order_relaxed);
     }
-    return central_.fetch_sub(bias, std::memory_order_acq_rel) == bias;
+    return central_.fetch_sub(bias, std::memory_order_acq_rel) == bias;  // P4
   }
 
   /// Pins held now (a snapshot, for status pages).
@@ -131,8 +139,12 @@ class pin_counter {
       else total += static_cast<std::int64_t>(c);
     }
     if (any_parked) {
-      std::int64_t c = central_.load(std::memory_order_relaxed);
-      total += c >= bias ? c - bias : c;
+      // While park() runs the central count is the bias plus or minus the
+      // pins in flight: a release can land between a shard's exchange and the
+      // add of its count, leaving it just below the bias. Pins never number
+      // anywhere near 2^61, so halfway to the bias tells the two phases apart.
+      const std::int64_t c = central_.load(std::memory_order_relaxed);
+      total += c >= bias / 2 ? c - bias : c;
     }
     return total > 0 ? static_cast<std::uint64_t>(total) : 0;
   }

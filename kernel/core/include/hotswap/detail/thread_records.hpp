@@ -13,13 +13,24 @@
 //
 // The cache is keyed by the address of the record_list, which cache entries
 // keep alive (shared_ptr), so a key is never reused while an entry names it.
+//
+// Thread exit: the cache gives its records back from a thread-exit handler.
+// Other thread_local objects may use a domain in their destructors (a pool's
+// guard calling detach(), a section in a TLS destructor) after that handler
+// ran; the cache is then built again and registers a new handler, which the
+// C++ runtime runs in the same exit sequence. It is never used destroyed.
 #pragma once
+
+#include <cxxabi.h>
 
 #include <atomic>
 #include <memory>
-#include <mutex>
+#include <new>
 #include <utility>
 #include <vector>
+
+// This shared object, for the thread-exit handler below (the linker defines it).
+extern "C" void* __dso_handle __attribute__((__visibility__("hidden")));
 
 namespace hotswap::detail {
 
@@ -43,7 +54,7 @@ inline hot_entry& this_thread_hot() noexcept {
 
 class thread_cache {
  public:
-  using release_fn = void (*)(void* list, void* record) noexcept;
+  using release_fn = void (*)(void* record) noexcept;
 
   struct entry {
     const void* key;
@@ -63,7 +74,7 @@ class thread_cache {
   void remove(const void* key) noexcept {
     std::erase_if(entries_, [&](entry& e) {
       if (e.key != key) return false;
-      e.release(e.list.get(), e.record);
+      e.release(e.record);
       return true;
     });
     if (key == this_thread_hot().key) this_thread_hot() = {};
@@ -80,7 +91,7 @@ class thread_cache {
   void prune(IsClosed&& is_closed) noexcept {
     std::erase_if(entries_, [&](entry& e) {
       if (!is_closed(e.list.get())) return false;
-      e.release(e.list.get(), e.record);
+      e.release(e.record);
       if (e.key == this_thread_hot().key) this_thread_hot() = {};
       return true;
     });
@@ -88,7 +99,7 @@ class thread_cache {
 
   ~thread_cache() {
     this_thread_hot() = {};
-    for (auto& e : entries_) e.release(e.list.get(), e.record);
+    for (auto& e : entries_) e.release(e.record);
   }
 
  private:
@@ -100,9 +111,31 @@ class thread_cache {
   std::vector<entry> entries_;
 };
 
+/// Where this thread's cache lives: raw storage, so that it can be rebuilt
+/// after its exit handler destroyed it (see the top of this file).
+struct thread_cache_storage {
+  alignas(thread_cache) unsigned char bytes[sizeof(thread_cache)] = {};
+  bool live = false;
+
+  static void destroy(void* self) noexcept {
+    auto* st = static_cast<thread_cache_storage*>(self);
+    std::destroy_at(reinterpret_cast<thread_cache*>(st->bytes));
+    st->live = false;
+  }
+};
+
 inline thread_cache& this_thread_cache() noexcept {
-  thread_local thread_cache cache;
-  return cache;
+  constinit thread_local thread_cache_storage storage;
+  auto* cache = reinterpret_cast<thread_cache*>(storage.bytes);
+  if (!storage.live) [[unlikely]] {
+    std::construct_at(cache);
+    storage.live = true;
+    // The handler compiler-generated thread_local destructors use; it may be
+    // registered again while earlier handlers run, and keeps this shared
+    // object loaded until it has run.
+    __cxxabiv1::__cxa_thread_atexit(&thread_cache_storage::destroy, &storage, &__dso_handle);
+  }
+  return *std::launder(cache);
 }
 
 /// The records of one domain. Record must derive from record_links, be
@@ -158,8 +191,9 @@ class record_list : public std::enable_shared_from_this<record_list<Record>> {
   /// linked after the walk started may be missed (see the grace period).
   template <class F>
   void for_each(F&& f) const {
-    // Acquire pairs with the release in link(): a record's fields are
-    // initialised before it becomes reachable.
+    // L2: acquire pairs with L1 (a record's fields are initialised before it
+    // becomes reachable); seq_cst so that a grace period that misses a record
+    // being linked is ordered before that record's claim fence F.
     for (record_links* r = head_.load(std::memory_order_seq_cst); r != nullptr; r = r->next)
       f(*static_cast<Record*>(r));
   }
@@ -169,40 +203,51 @@ class record_list : public std::enable_shared_from_this<record_list<Record>> {
 
  private:
   Record& claim() {
-    for (record_links* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
-      bool expected = false;
-      // Acquire pairs with the release in release(): the previous owner is done.
-      if (!r->in_use.load(std::memory_order_relaxed) &&
-          r->in_use.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
-        // Pairs with the fence after the epoch bump (A) in a grace period that
-        // skips records it reads as free: either it sees this claim, or our
-        // first section's epoch load sees its bump.
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        return *static_cast<Record*>(r);
-      }
+    Record* rec = claim_free();
+    if (rec == nullptr) {
+      rec = new Record();
+      rec->in_use.store(true, std::memory_order_relaxed);  // not reachable yet; L1 publishes it
+      link(rec);
     }
-    auto* rec = new Record();
-    rec->in_use.store(true, std::memory_order_relaxed);
-    link(rec);
+    // F (claim side): pairs with the writer's fence after the epoch bump (F
+    // in epoch_grace.hpp). A grace period that read this record as free (G)
+    // or did not find it in the list (L2) is earlier than this fence in the
+    // seq_cst order, so our first section's epoch load (B) sees its bump:
+    // that section cannot hold anything the grace period protects. The seq_cst
+    // CAS of link() alone is not enough: B is an acquire load, outside the
+    // seq_cst order, and may read a stale epoch without this fence.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     return *rec;
+  }
+
+  Record* claim_free() noexcept {
+    for (record_links* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {  // L2's acquire
+      bool expected = false;
+      // Acquire pairs with G (release()): the previous owner is done.
+      if (!r->in_use.load(std::memory_order_relaxed) &&
+          r->in_use.compare_exchange_strong(expected, true, std::memory_order_acquire))
+        return static_cast<Record*>(r);
+    }
+    return nullptr;
   }
 
   void link(Record* rec) noexcept {
     record_links* head = head_.load(std::memory_order_relaxed);
     do {
       rec->next = head;
-      // seq_cst: a grace period bumps its epoch, then loads head (seq_cst). If
-      // it missed this record, this push is later in the total order, so the
-      // thread's first epoch load already sees the bump.
+      // L1: release pairs with L2 (the record's fields are initialised before
+      // it is reachable); seq_cst so that F (in claim()) orders it against a
+      // grace period's L2.
     } while (!head_.compare_exchange_weak(head, rec, std::memory_order_seq_cst,
                                           std::memory_order_relaxed));
   }
 
-  static void release(void* list, void* record) noexcept {
-    (void)list;
+  static void release(void* record) noexcept {
     auto* rec = static_cast<Record*>(record);
     rec->on_release();
-    // Release pairs with the acquire in claim().
+    // G: release pairs with the acquire CAS in claim_free() and with the
+    // grace period's acquire load of in_use: the sections of this thread
+    // happen before a later owner's and before a grace period that skips it.
     rec->in_use.store(false, std::memory_order_release);
   }
 

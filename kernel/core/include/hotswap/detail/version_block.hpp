@@ -37,7 +37,7 @@ struct version_base : retired_node {
 
   version_base(version_info i, std::size_t shards, std::shared_ptr<slot_books> b)
       : info(std::move(i)), pins(shards), books(std::move(b)) {}
-  virtual ~version_base() { canary.store(dead_canary, std::memory_order_relaxed); }
+  virtual ~version_base() = default;  // the canary is poisoned by version_block, before the value goes
 
   bool alive() const noexcept { return canary.load(std::memory_order_relaxed) == live_canary; }
 

@@ -1,0 +1,398 @@
+// The core's orderings checked under the C++ memory model with Relacy.
+//
+// Relacy runs a test's threads under many schedules and, for every load, lets
+// it read any value the C++ memory model allows (stale values included), and
+// reports a data race on an rl::var whose accesses are not ordered by
+// happens-before. A version's payload is an rl::var: a reader reading it and
+// the reclaimer poisoning it race unless the protocol orders them, so "no race
+// reported" means "no use after reclaim under any allowed execution".
+//
+// This is a model, in Relacy types, of the algorithm in kernel/core, written
+// to follow the headers line by line (labels A..G, L1/L2, R1..R4, P1..P4 as in
+// epoch_grace.hpp, detail/thread_records.hpp, retire.hpp,
+// detail/pin_counter.hpp). Where it differs:
+//   * one reader record and one writer per test (the protocol is per record);
+//   * membarrier() is modelled as the kernel's IPI: the writer raises a request
+//     and waits for an acknowledgement; the reader, at every point between its
+//     shared accesses (and when it finishes: a context switch), may take the
+//     IPI, which runs a seq_cst fence on it and acknowledges with release. The
+//     writer fences before and after. This is one sound reading of the
+//     syscall's contract (a full barrier on every running thread between
+//     entry and return); the reader's compiler barrier is implicit (Relacy
+//     never reorders a thread's own operations).
+//   * Relacy's modification order of an atomic follows execution order, so a
+//     reordering that needs a store to be placed later in modification order
+//     than an RMW that executed after it (the lost update P3 prevents) cannot
+//     be shown here; P3 is argued in pin_counter.hpp, not checked.
+//
+// Usage: relacy_kernel_model <test> [mutant]. Exit 0 when Relacy finds no
+// failure; with a mutant, the run is expected to fail (CTest WILL_FAIL).
+#include <relacy/relacy.hpp>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace model {
+
+// epoch_grace's state word.
+constexpr std::uint64_t depth_mask = 0x7fff;
+constexpr std::uint64_t fence_flag = 0x8000;
+constexpr std::uint64_t low_bits = depth_mask | fence_flag;
+constexpr std::uint64_t epoch_step = low_bits + 1;
+constexpr int dead = -1;
+
+// Which ordering a mutant weakens; none for the real algorithm.
+enum class mutant {
+  none,
+  no_reader_fence,        // fence mode: drop the reader's F after C
+  no_membarrier,          // membarrier mode: trust `inactive` without membarrier
+  no_claim_fence,         // claim/link: drop the claim F
+  retire_store_buffering, // R1 release only, R2 acquire only (the shape before the fix)
+  pin_release_relaxed,    // P1 relaxed
+};
+
+struct options {
+  bool fence_mode = false;
+  mutant weaken = mutant::none;
+};
+inline options opt;  // set by main() before each simulation
+
+// The IPI model of membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) for one reader.
+struct membarrier_model {
+  rl::atomic<int> request;
+  rl::atomic<int> ack;
+  bool acked = false;  // reader's own
+
+  void reset() {
+    request($).store(0, rl::mo_relaxed);
+    ack($).store(0, rl::mo_relaxed);
+    acked = false;
+  }
+  // Writer side.
+  void membarrier() {
+    rl::atomic_thread_fence(rl::mo_seq_cst, $);
+    request($).store(1, rl::mo_release);
+    while (ack($).load(rl::mo_acquire) == 0) rl::yield(1, $);
+    rl::atomic_thread_fence(rl::mo_seq_cst, $);
+  }
+  // Reader side: a point where the IPI may land.
+  void may_interrupt() {
+    if (!acked && request($).load(rl::mo_acquire) == 1) take();
+  }
+  void reader_finished() {
+    if (!acked) take();  // descheduled for good: the switch is a full barrier
+  }
+  void take() {
+    rl::atomic_thread_fence(rl::mo_seq_cst, $);
+    ack($).store(1, rl::mo_release);
+    acked = true;
+  }
+};
+
+// One reader record and what a grace period reads of it (epoch_grace.hpp).
+struct record {
+  rl::atomic<bool> in_use;
+  rl::atomic<std::uint64_t> state;
+  rl::atomic<int> next;  // index, -1 = end (immutable once linked)
+};
+
+// The shared world of the grace-period tests: a slot with two versions.
+struct world {
+  rl::atomic<std::uint64_t> epoch;
+  rl::atomic<int> head;  // record list head: -1 or 0
+  record rec;
+  rl::atomic<int> current;  // the slot: version index
+  rl::var<int> payload[2];
+  membarrier_model mb;
+
+  void reset(bool record_linked, bool record_in_use) {
+    epoch($).store(epoch_step, rl::mo_relaxed);
+    head($).store(record_linked ? 0 : -1, rl::mo_relaxed);
+    rec.in_use($).store(record_in_use, rl::mo_relaxed);
+    rec.state($).store(opt.fence_mode ? fence_flag : 0, rl::mo_relaxed);
+    rec.next($).store(-1, rl::mo_relaxed);
+    current($).store(0, rl::mo_relaxed);
+    payload[0]($) = 100;
+    mb.reset();
+  }
+
+  void may_interrupt() {
+    if (!opt.fence_mode) mb.may_interrupt();
+  }
+
+  // ---- reader: epoch_grace::reader::lock()/unlock() and slot::call() ----
+  void read_once() {
+    const std::uint64_t s = rec.state($).load(rl::mo_relaxed);  // own word
+    const std::uint64_t e = epoch($).load(rl::mo_acquire);      // B
+    may_interrupt();
+    rec.state($).store(e | (s & fence_flag) | 1, rl::mo_release);  // C
+    if (opt.fence_mode && opt.weaken != mutant::no_reader_fence)
+      rl::atomic_thread_fence(rl::mo_seq_cst, $);  // F (reader)
+    may_interrupt();
+    const int v = current($).load(rl::mo_acquire);  // pairs with the publish exchange
+    may_interrupt();
+    RL_ASSERT(payload[v]($) != dead);
+    may_interrupt();
+    rec.state($).store(e | (s & fence_flag), rl::mo_release);  // E
+    may_interrupt();
+  }
+
+  // ---- claim: record_list::claim() ----
+  void claim_new() {
+    rec.in_use($).store(true, rl::mo_relaxed);  // not reachable yet
+    int h = head($).load(rl::mo_relaxed);
+    do {
+      rec.next($).store(h, rl::mo_relaxed);
+    } while (!head($).compare_exchange_weak(h, 0, rl::mo_seq_cst, rl::mo_relaxed));  // L1
+    claim_fence();
+  }
+  void claim_free() {
+    bool expected = false;
+    const bool won = rec.in_use($).compare_exchange_strong(expected, true, rl::mo_acquire);  // pairs with G
+    RL_ASSERT(won);
+    claim_fence();
+  }
+  void claim_fence() {
+    if (opt.weaken != mutant::no_claim_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);  // F (claim)
+    rec.state($).store(opt.fence_mode ? fence_flag : 0, rl::mo_relaxed);  // on_claim()
+  }
+
+  // ---- writer: slot::publish() + epoch_grace::synchronize() + reclaim ----
+  void publish_and_reclaim() {
+    payload[1]($) = 200;
+    const int old = current($).exchange(1, rl::mo_acq_rel);  // publish
+    synchronize();
+    payload[old]($) = dead;  // the deleter
+  }
+
+  bool done_without_barrier(std::uint64_t s, std::uint64_t target) { return (s & ~low_bits) >= target; }
+  bool done_after_barrier(std::uint64_t s, std::uint64_t target) {
+    return (s & depth_mask) == 0 || (s & ~low_bits) >= target;
+  }
+
+  void synchronize() {
+    const std::uint64_t target = epoch($).fetch_add(epoch_step, rl::mo_seq_cst) + epoch_step;  // A
+    rl::atomic_thread_fence(rl::mo_seq_cst, $);                                            // F (writer)
+    bool pending = false;
+    for (int r = head($).load(rl::mo_seq_cst); r != -1; r = rec.next($).load(rl::mo_relaxed)) {  // L2
+      if (!rec.in_use($).load(rl::mo_acquire)) continue;  // G
+      pending = !done_without_barrier(rec.state($).load(rl::mo_acquire), target);  // D
+    }
+    if (!pending) return;
+    bool barrier_done = opt.fence_mode;
+    for (;;) {
+      const std::uint64_t s = rec.state($).load(rl::mo_acquire);  // D
+      if (barrier_done ? done_after_barrier(s, target) : done_without_barrier(s, target)) return;
+      if (!barrier_done) {
+        if (opt.weaken != mutant::no_membarrier) mb.membarrier();  // M
+        barrier_done = true;
+        continue;
+      }
+      rl::yield(1, $);
+    }
+  }
+};
+
+// A reader with a claimed record (fence or membarrier mode) against a writer.
+struct grace_test : rl::test_suite<grace_test, 2> {
+  world w;
+  void before() { w.reset(true, true); }
+  void thread(unsigned id) {
+    if (id == 0) {
+      w.read_once();
+      w.read_once();
+      if (!opt.fence_mode) w.mb.reader_finished();
+    } else {
+      w.publish_and_reclaim();
+    }
+  }
+};
+
+// A thread linking a brand-new record, then reading, against a writer.
+struct claim_new_test : rl::test_suite<claim_new_test, 2> {
+  world w;
+  void before() { w.reset(false, false); }
+  void thread(unsigned id) {
+    if (id == 0) {
+      w.claim_new();
+      w.read_once();
+      if (!opt.fence_mode) w.mb.reader_finished();
+    } else {
+      w.publish_and_reclaim();
+    }
+  }
+};
+
+// A thread claiming a free record (linked, given back earlier), then reading.
+struct claim_free_test : rl::test_suite<claim_free_test, 2> {
+  world w;
+  void before() { w.reset(true, false); }
+  void thread(unsigned id) {
+    if (id == 0) {
+      w.claim_free();
+      w.read_once();
+      if (!opt.fence_mode) w.mb.reader_finished();
+    } else {
+      w.publish_and_reclaim();
+    }
+  }
+};
+
+// retire() then barrier() on one thread; the reclaimer's rounds on another
+// (retire.hpp; rounds are serialised, here by being on one thread).
+struct retire_barrier_test : rl::test_suite<retire_barrier_test, 2> {
+  static constexpr int rounds = 2;
+  rl::atomic<int> pending;  // 0 = empty, 1 = our node
+  rl::atomic<std::uint64_t> rounds_started, rounds_done;
+  rl::var<int> node_payload;  // the retired object
+  rl::var<int> reclaimed;     // written by the deleter
+
+  void before() {
+    pending($).store(0, rl::mo_relaxed);
+    rounds_started($).store(0, rl::mo_relaxed);
+    rounds_done($).store(0, rl::mo_relaxed);
+    reclaimed($) = 0;
+  }
+  void thread(unsigned id) {
+    const bool old_shape = opt.weaken == mutant::retire_store_buffering;
+    if (id == 0) {
+      node_payload($) = 42;
+      int h = pending($).load(rl::mo_relaxed);
+      while (!pending($).compare_exchange_weak(h, 1, old_shape ? rl::mo_release : rl::mo_acq_rel,
+                                               rl::mo_relaxed)) {  // R1
+      }
+      const std::uint64_t seen = rounds_started($).load(old_shape ? rl::mo_acquire : rl::mo_relaxed);  // R3
+      if (seen >= rounds) return;  // the round it needs is beyond this model
+      while (rounds_done($).load(rl::mo_acquire) <= seen) rl::yield(1, $);  // R4
+      RL_ASSERT(reclaimed($) == 1);  // barrier() returned: the deleter has run
+    } else {
+      for (int r = 0; r < rounds; ++r) {
+        rounds_started($).fetch_add(1, old_shape ? rl::mo_acq_rel : rl::mo_relaxed);
+        const int batch = pending($).exchange(0, old_shape ? rl::mo_acquire : rl::mo_acq_rel);  // R2
+        if (batch == 1) {
+          RL_ASSERT(node_payload($) == 42);
+          reclaimed($) = 1;
+        }
+        rounds_done($).fetch_add(1, rl::mo_release);  // R4
+      }
+    }
+  }
+};
+
+// Two pins (one copied through the central counter after parking) released
+// while the reclaimer parks the version (detail/pin_counter.hpp, one shard).
+struct pin_park_test : rl::test_suite<pin_park_test, 3> {
+  static constexpr std::uint64_t parked = std::uint64_t{1} << 63;
+  static constexpr std::int64_t bias = std::int64_t{1} << 62;
+  rl::atomic<std::uint64_t> shard;
+  rl::atomic<std::int64_t> central;
+  rl::atomic<int> destroyers;
+  rl::var<int> payload;
+
+  void before() {
+    shard($).store(2, rl::mo_relaxed);  // two pins taken inside read sections earlier
+    central($).store(0, rl::mo_relaxed);
+    destroyers($).store(0, rl::mo_relaxed);
+    payload($) = 7;
+  }
+  void after() { RL_ASSERT(destroyers($).load(rl::mo_relaxed) == 1); }
+
+  void destroy() {
+    destroyers($).fetch_add(1, rl::mo_relaxed);
+    payload($) = dead;
+  }
+  void acquire_copy() {
+    std::uint64_t cur = shard($).load(rl::mo_relaxed);
+    while ((cur & parked) == 0)
+      if (shard($).compare_exchange_weak(cur, cur + 1, rl::mo_relaxed)) return;
+    rl::atomic_thread_fence(rl::mo_acquire, $);  // P3
+    central($).fetch_add(1, rl::mo_relaxed);
+  }
+  void release() {
+    std::uint64_t cur = shard($).load(rl::mo_relaxed);
+    const rl::memory_order p1 = opt.weaken == mutant::pin_release_relaxed ? rl::mo_relaxed : rl::mo_release;
+    while ((cur & parked) == 0)
+      if (shard($).compare_exchange_weak(cur, cur - 1, p1, rl::mo_relaxed)) return;  // P1
+    rl::atomic_thread_fence(rl::mo_acquire, $);                                     // P3
+    if (central($).fetch_sub(1, rl::mo_acq_rel) == 1) destroy();                    // P4
+  }
+  void park() {
+    central($).store(bias, rl::mo_relaxed);
+    const std::uint64_t moved = shard($).exchange(parked, rl::mo_acq_rel);  // P2
+    central($).fetch_add(static_cast<std::int64_t>(moved), rl::mo_relaxed);
+    if (central($).fetch_sub(bias, rl::mo_acq_rel) == bias) destroy();  // P4
+  }
+
+  void thread(unsigned id) {
+    if (id == 0) {
+      RL_ASSERT(payload($) != dead);
+      release();
+    } else if (id == 1) {
+      RL_ASSERT(payload($) != dead);
+      acquire_copy();
+      RL_ASSERT(payload($) != dead);
+      release();
+      RL_ASSERT(payload($) != dead);
+      release();
+    } else {
+      park();
+    }
+  }
+};
+
+template <class Test>
+bool run(unsigned iterations) {
+  rl::test_params p;
+  p.iteration_count = iterations;
+  p.search_type = rl::random_scheduler_type;
+  return rl::simulate<Test>(p);
+}
+
+}  // namespace model
+
+int main(int argc, char** argv) {
+  using namespace model;
+  if (argc < 2) {
+    std::fprintf(stderr,
+                 "usage: %s grace_fence|grace_membarrier|claim_new|claim_new_fence|claim_free|retire_barrier|pin_park [mutant]\n",
+                 argv[0]);
+    return 2;
+  }
+  const std::string test = argv[1];
+  const std::string m = argc > 2 ? argv[2] : "none";
+  if (m == "none") opt.weaken = mutant::none;
+  else if (m == "no_reader_fence") opt.weaken = mutant::no_reader_fence;
+  else if (m == "no_membarrier") opt.weaken = mutant::no_membarrier;
+  else if (m == "no_claim_fence") opt.weaken = mutant::no_claim_fence;
+  else if (m == "retire_store_buffering") opt.weaken = mutant::retire_store_buffering;
+  else if (m == "pin_release_relaxed") opt.weaken = mutant::pin_release_relaxed;
+  else {
+    std::fprintf(stderr, "unknown mutant %s\n", m.c_str());
+    return 2;
+  }
+  bool ok = false;
+  if (test == "grace_fence") {
+    opt.fence_mode = true;
+    ok = run<grace_test>(200000);
+  } else if (test == "grace_membarrier") {
+    ok = run<grace_test>(200000);
+  } else if (test == "claim_new") {
+    ok = run<claim_new_test>(200000);
+  } else if (test == "claim_new_fence") {  // the fence-mode reader's own F covers the claim (no mutant)
+    opt.fence_mode = true;
+    ok = run<claim_new_test>(200000);
+  } else if (test == "claim_free") {
+    ok = run<claim_free_test>(200000);
+  } else if (test == "retire_barrier") {
+    ok = run<retire_barrier_test>(200000);
+  } else if (test == "pin_park") {
+    ok = run<pin_park_test>(200000);
+  } else {
+    std::fprintf(stderr, "unknown test %s\n", test.c_str());
+    return 2;
+  }
+  std::printf("%s [%s]: %s\n", test.c_str(), m.c_str(), ok ? "no failure found" : "FAILURE FOUND");
+  return ok ? 0 : 1;
+}
