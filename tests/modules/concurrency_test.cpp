@@ -67,7 +67,8 @@ class swap_under_load : public module_env, public ::testing::WithParamInterface<
     return files;
   }
   std::string mapping_needle() const {
-    return GetParam() == shadow_mode::memory ? std::string("memfd:hs.") : shadow.string();
+    // memfds are named after the file: other tests' retained versions (other names) stay mapped.
+    return GetParam() == shadow_mode::memory ? std::string("memfd:hs.test_plugin_v") : shadow.string();
   }
   /// Waits (bounded) until only the serving version is left.
   void drain_all(basic_module_slot<>& s) {

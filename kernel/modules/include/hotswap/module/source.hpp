@@ -74,7 +74,6 @@ struct plugin_file {
   std::filesystem::path real_path;  ///< symlinks resolved
   std::shared_ptr<const std::vector<std::byte>> bytes;
   std::int64_t mtime_ns = 0;
-  std::int64_t ctime_ns = 0;
   dev_t device = 0;  ///< with inode: the file's identity (hard links share it)
   ino_t inode = 0;
   std::string sha256;  ///< lowercase hex
@@ -234,7 +233,6 @@ inline plugin_file read_plugin_file_unguarded(const std::filesystem::path& path,
     got += static_cast<std::size_t>(n);
   }
   out.mtime_ns = ns_of(st.st_mtim);
-  out.ctime_ns = ns_of(st.st_ctim);
   out.device = st.st_dev;
   out.inode = st.st_ino;
   out.sha256 = sha256_hex(std::span<const std::byte>(*bytes));
@@ -258,12 +256,13 @@ inline plugin_file read_plugin_file(const std::filesystem::path& path, const sou
   }
 }
 
-/// True if the file behind `f.fd` was not written, truncated or re-permissioned since `f` was read.
+/// True if the file behind `f.fd` was not written or truncated since `f` was read. (Its ctime
+/// is not compared: renaming another file over its name, or a chmod, change it but not its bytes.
+/// Only its owner, whom the policy already trusts, could reset an mtime.)
 inline bool unchanged_since_read(const plugin_file& f) {
   struct stat st{};
   if (!f.fd || ::fstat(f.fd->get(), &st) != 0) return false;
-  return static_cast<std::size_t>(st.st_size) == f.bytes->size() && detail::ns_of(st.st_mtim) == f.mtime_ns &&
-         detail::ns_of(st.st_ctim) == f.ctime_ns;
+  return static_cast<std::size_t>(st.st_size) == f.bytes->size() && detail::ns_of(st.st_mtim) == f.mtime_ns;
 }
 
 }  // namespace hotswap
