@@ -320,7 +320,9 @@ class dependencies : public adversarial, public ::testing::WithParamInterface<sh
 };
 
 TEST_P(dependencies, origin_dependency_loads_from_its_checked_bytes) {
-  start(GetParam());
+  registry_options o = registry_opts(GetParam());
+  o.preflight = true;  // the child loads the checked dependency too
+  start(o);
   const fs::path dep = install_dep();
   on_stage = [&](std::string_view stage, const fs::path&) {
     if (stage == "dlopen") write_file(dep, std::vector<std::byte>(64, std::byte{0x7f}));  // replaced after the check

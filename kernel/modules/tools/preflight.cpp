@@ -1,8 +1,9 @@
 // hotswap-preflight: loads one plugin candidate in a process of its own and
 // reports whether it survived (see <hotswap/module/preflight.hpp>).
 //
-//   hotswap-preflight <interface name> <interface version> <table size> hooks|load
-//   fd 3: the candidate's bytes (a sealed memfd); fd 4: the report pipe.
+//   hotswap-preflight <interface name> <interface version> <table size> hooks|load [dependency fd]...
+//   fd 3: the candidate's bytes (a sealed memfd); fd 4: the report pipe; then
+//   its checked dependencies' memfds, loaded first (ld.so binds them by SONAME).
 //   Report: "ok\n", or "refused <cause>\n". A crash, exit() or hang says the rest.
 #include <dlfcn.h>
 #include <unistd.h>
@@ -46,10 +47,15 @@ int hook_failure(const char* what, int rc, const hotswap_plugin_error& e) {
 }
 
 int run(int argc, char** argv) {
-  if (argc != 5) return refuse("usage: hotswap-preflight <interface> <version> <table size> hooks|load");
+  if (argc < 5) return refuse("usage: hotswap-preflight <interface> <version> <table size> hooks|load [fd]...");
   const hotswap::interface_id expected{argv[1], static_cast<std::uint32_t>(std::strtoul(argv[2], nullptr, 10)),
                                        static_cast<std::size_t>(std::strtoull(argv[3], nullptr, 10))};
   const bool hooks = std::strcmp(argv[4], "hooks") == 0;
+  for (int i = 5; i < argc; ++i)
+    if (::dlopen((std::string("/proc/self/fd/") + argv[i]).c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
+      const char* e = ::dlerror();
+      return refuse(std::string("dependency refused: dlopen failed: ") + (e != nullptr ? e : "unknown error"));
+    }
   void* handle = ::dlopen(("/proc/self/fd/" + std::to_string(image_fd)).c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     const char* e = ::dlerror();

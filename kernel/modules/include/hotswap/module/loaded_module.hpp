@@ -238,7 +238,7 @@ class module_image {
                                             " versions already stay mapped (loader_options::max_retained)");
     if (request.preflight) {
       ctx_->step("preflight", file.path);
-      run_preflight(file, expected, ctx_->options.preflight);
+      run_preflight(file, deps, expected, ctx_->options.preflight);
     }
     ctx_->step("shadow", file.path);
     copy_ = ctx_->store.place(file);
@@ -439,13 +439,15 @@ class module_image {
       }
     else
       for (auto& d : dependencies_) d.copy.release(false);
-    if (!record_) return;
-    const std::uint64_t ns = static_cast<std::uint64_t>(record_->drain_time_so_far().count());
     // Statistics below: relaxed, no partner; nothing is published through them.
-    ctx_->drain_ns_total.fetch_add(ns, std::memory_order_relaxed);
-    std::uint64_t max = ctx_->drain_ns_max.load(std::memory_order_relaxed);
-    while (max < ns && !ctx_->drain_ns_max.compare_exchange_weak(max, ns, std::memory_order_relaxed)) {
+    if (record_) {
+      const std::uint64_t ns = static_cast<std::uint64_t>(record_->drain_time_so_far().count());
+      ctx_->drain_ns_total.fetch_add(ns, std::memory_order_relaxed);
+      std::uint64_t max = ctx_->drain_ns_max.load(std::memory_order_relaxed);
+      while (max < ns && !ctx_->drain_ns_max.compare_exchange_weak(max, ns, std::memory_order_relaxed)) {
+      }
     }
+    if (handle_ == nullptr) return;  // nothing was ever mapped
     if (!mapped) {
       ctx_->unloaded.fetch_add(1, std::memory_order_relaxed);
       emit_event(module_event_kind::unloaded, "unloaded");

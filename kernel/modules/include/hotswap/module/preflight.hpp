@@ -5,7 +5,8 @@
 // whole process with status 127), a plugin that calls exit(), or one that
 // hangs in a constructor. The preflight spawns hotswap-preflight (a small
 // program, kernel/modules/tools/preflight.cpp) with the candidate's checked
-// bytes in a sealed memfd; the child re-runs the checks, dlopens the bytes,
+// bytes in a sealed memfd (and its checked dependencies in memfds of their
+// own, loaded first as the host does); the child dlopens the bytes,
 // checks the descriptor, and (run_hooks) runs startup, self_test and shutdown
 // against a stub host, then reports one line over a pipe. Anything but "ok"
 // before the deadline (a signal, an exit status, silence) refuses the swap
@@ -35,6 +36,7 @@
 
 #include <hotswap/detail/unique_fd.hpp>
 
+#include "dependency_check.hpp"
 #include "descriptor_check.hpp"
 #include "error.hpp"
 #include "source.hpp"
@@ -71,8 +73,24 @@ inline std::string describe_status(int status) {
 
 }  // namespace detail
 
+namespace detail {
+inline unique_fd sealed_memfd(const plugin_file& f) {
+  unique_fd fd(::memfd_create("hs.preflight", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd) return fd;
+  for (std::size_t done = 0; done < f.bytes->size();) {
+    const ssize_t n = ::write(fd.get(), f.bytes->data() + done, f.bytes->size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return unique_fd();
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) return unique_fd();
+  return fd;
+}
+}  // namespace detail
+
 /// Throws module_error(preflight_failed) unless the candidate passes in a child process.
-inline void run_preflight(const plugin_file& file, const interface_id& expected, const preflight_options& options) {
+inline void run_preflight(const plugin_file& file, const std::vector<checked_dependency>& deps,
+                          const interface_id& expected, const preflight_options& options) {
   auto refuse = [&](const std::string& cause) {
     return module_error(module_errc::preflight_failed, file.path, "preflight failed: " + cause);
   };
@@ -80,16 +98,13 @@ inline void run_preflight(const plugin_file& file, const interface_id& expected,
   if (options.helper.empty() || ::access(options.helper.c_str(), X_OK) != 0)
     throw refuse("the helper program '" + options.helper.string() + "' is not available");
 
-  detail::unique_fd image(::memfd_create("hs.preflight", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!image) throw sys_fail("memfd_create");
-  for (std::size_t done = 0; done < file.bytes->size();) {
-    const ssize_t n = ::write(image.get(), file.bytes->data() + done, file.bytes->size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw sys_fail("write");
-    done += static_cast<std::size_t>(n);
+  detail::unique_fd image = detail::sealed_memfd(file);
+  if (!image) throw sys_fail("memfd");
+  std::vector<detail::unique_fd> dep_images;
+  for (const checked_dependency& d : deps) {
+    dep_images.push_back(detail::sealed_memfd(d.file));
+    if (!dep_images.back()) throw sys_fail("memfd");
   }
-  if (::fcntl(image.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
-    throw sys_fail("seal");
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw sys_fail("pipe");
   detail::unique_fd report_read(fds[0]), report_write(fds[1]);
@@ -101,6 +116,10 @@ inline void run_preflight(const plugin_file& file, const interface_id& expected,
   ::posix_spawn_file_actions_adddup2(&actions, report_write.get(), 4);
   const std::string version = std::to_string(expected.version), table = std::to_string(expected.table_size);
   std::vector<std::string> args = {options.helper.string(), expected.name, version, table, options.run_hooks ? "hooks" : "load"};
+  for (std::size_t i = 0; i < dep_images.size(); ++i) {  // dependencies at fd 5, 6, ...: loaded first
+    ::posix_spawn_file_actions_adddup2(&actions, dep_images[i].get(), static_cast<int>(5 + i));
+    args.push_back(std::to_string(5 + i));
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
