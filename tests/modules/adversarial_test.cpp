@@ -683,6 +683,11 @@ TEST_F(adversarial, json_lines_sink_writes_one_parseable_line_per_event) {
 }
 
 TEST_F(adversarial, running_out_of_descriptors_is_a_logged_and_counted_refusal) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The ASan build includes UBSan, whose vptr check needs descriptors of its own (a pipe to probe
+  // memory) and reports a false "invalid vptr" when there are none.
+  GTEST_SKIP() << "UBSan's vptr check cannot run without file descriptors";
+#endif
   IN_OWN_PROCESS(
     start();
     const fs::path v2 = install("test_plugin_v2");
