@@ -4,8 +4,10 @@
 // small plugin (HOTSWAP_BENCH_PLUGIN, versions 1 and 2) and once as the
 // benchmark, which swaps the two builds back and forth.
 //
-//   BM_swap_end_to_end/<shadow>     read + hash + ELF check + copy (+fsync) + dlopen
-//                                   + startup + publish; p50/p90/p99 in counters
+//   BM_swap_end_to_end/<shadow>     read + hash + ELF, metadata and seal checks + copy
+//                                   (+fsync) + dlopen + startup + publish; p50/p90/p99
+//                                   in counters; *_preflight: plus the child-process
+//                                   preflight (spawn, dlopen, hooks, report)
 //   BM_drain_to_unload              swap returned -> old version shut down, dlclosed,
 //                                   verified unmapped, copy removed
 //   BM_sustained_swaps/callers:N    swaps/s while N threads call through the slot
@@ -39,7 +41,8 @@ void shutdown(void*) noexcept {}
 static const bench_api table = {&add, &mix, &version};
 #define BENCH_STR2(x) #x
 #define BENCH_STR(x) BENCH_STR2(x)
-HOTSWAP_PLUGIN(bench_api, "bench", "v" BENCH_STR(BENCH_PLUGIN_VERSION), table, startup, shutdown, nullptr, nullptr)
+HOTSWAP_PLUGIN(bench_api, "bench", "v" BENCH_STR(BENCH_PLUGIN_VERSION), table, startup, shutdown, nullptr, nullptr,
+               HOTSWAP_PLUGIN_UNLOAD_SAFE)
 
 #else
 // ---- the benchmark ----------------------------------------------------------
@@ -91,7 +94,8 @@ struct bench_dirs {
 };
 
 struct bench_setup {
-  bench_setup(shadow_mode mode, bool fsync, const fs::path& base) : dirs(base) {
+  bench_setup(shadow_mode mode, bool fsync, const fs::path& base, bool preflight = false)
+      : dirs(base), request{preflight} {
     hotswap::loader_options o;
     o.shadow.mode = mode;
     o.shadow.dir = dirs.shadow;
@@ -103,12 +107,13 @@ struct bench_setup {
   ~bench_setup() {
     calc.reset();
     dom.barrier();
+    hotswap::wait_for_unloads(std::chrono::seconds(30));
   }
   /// Swaps to the other build; waits out backpressure (not timed by callers that pause).
   hotswap::swap_result swap() {
     for (;;) {
       try {
-        return calc->swap(dirs.files[++turn % 2]);
+        return calc->swap(dirs.files[++turn % 2], std::nullopt, request);
       } catch (const module_error& e) {
         if (e.code() != module_errc::backpressure) throw;
         ++backpressure;
@@ -118,6 +123,7 @@ struct bench_setup {
   }
 
   bench_dirs dirs;
+  hotswap::load_request request;
   hotswap::domain dom;
   std::shared_ptr<const hotswap::module_loader> loader;
   std::optional<hotswap::module_slot<bench_api>> calc;
@@ -135,8 +141,8 @@ void report_percentiles(benchmark::State& state, std::vector<double>& us) {
   state.counters["max_us"] = us.back();
 }
 
-void BM_swap_end_to_end(benchmark::State& state, shadow_mode mode, bool fsync, const char* base) {
-  bench_setup s(mode, fsync, base);
+void BM_swap_end_to_end(benchmark::State& state, shadow_mode mode, bool fsync, const char* base, bool preflight) {
+  bench_setup s(mode, fsync, base, preflight);
   std::vector<double> us;
   us.reserve(static_cast<std::size_t>(state.max_iterations));
   for (auto _ : state) {
@@ -149,14 +155,19 @@ void BM_swap_end_to_end(benchmark::State& state, shadow_mode mode, bool fsync, c
   report_percentiles(state, us);
   state.counters["backpressure"] = static_cast<double>(s.backpressure);
 }
-BENCHMARK_CAPTURE(BM_swap_end_to_end, file_tmp_fsync, shadow_mode::file, true, "/tmp")
+BENCHMARK_CAPTURE(BM_swap_end_to_end, file_tmp_fsync, shadow_mode::file, true, "/tmp", false)
     ->Iterations(1000)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_swap_end_to_end, file_tmp_nofsync, shadow_mode::file, false, "/tmp")
+BENCHMARK_CAPTURE(BM_swap_end_to_end, file_tmp_nofsync, shadow_mode::file, false, "/tmp", false)
     ->Iterations(1000)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_swap_end_to_end, file_devshm_fsync, shadow_mode::file, true, "/dev/shm")
+BENCHMARK_CAPTURE(BM_swap_end_to_end, file_devshm_fsync, shadow_mode::file, true, "/dev/shm", false)
     ->Iterations(1000)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_swap_end_to_end, memfd, shadow_mode::memory, false, "/tmp")
+BENCHMARK_CAPTURE(BM_swap_end_to_end, memfd, shadow_mode::memory, false, "/tmp", false)
     ->Iterations(1000)->Unit(benchmark::kMicrosecond)->UseRealTime();
+// The preflight spawns a process per swap: fewer iterations.
+BENCHMARK_CAPTURE(BM_swap_end_to_end, file_tmp_fsync_preflight, shadow_mode::file, true, "/tmp", true)
+    ->Iterations(200)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_swap_end_to_end, memfd_preflight, shadow_mode::memory, false, "/tmp", true)
+    ->Iterations(200)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 void BM_drain_to_unload(benchmark::State& state) {
   bench_setup s(shadow_mode::file, true, "/tmp");

@@ -1,5 +1,5 @@
 # hotswap_add_plugin(<target> SOURCES <src>... [OUTPUT_DIRECTORY <dir>]
-#                    [LINK_LIBRARIES <lib>...] [GNU_UNIQUE])
+#                    [LINK_LIBRARIES <lib>...] [GNU_UNIQUE] [UNSEALED])
 #
 # Builds a hotswap plugin: a MODULE library named <target>.so (no "lib"
 # prefix) that links hotswap::modules for plugin.h. Always:
@@ -12,8 +12,14 @@
 #   hidden visibility      Only the descriptor entry point is exported, so two
 #                          versions loaded side by side cannot bind to each
 #                          other's symbols.
+#   sealed                 hotswap-seal writes the SHA-256 of the finished file
+#                          into its metadata note (plugin.h) after linking; the
+#                          host refuses a file whose bytes do not match (an
+#                          upload caught half-way). Anything that rewrites the
+#                          file later (strip, objcopy) must be followed by
+#                          hotswap-seal again. UNSEALED skips it (tests only).
 function(hotswap_add_plugin target)
-  cmake_parse_arguments(P "GNU_UNIQUE" "OUTPUT_DIRECTORY" "SOURCES;LINK_LIBRARIES" ${ARGN})
+  cmake_parse_arguments(P "GNU_UNIQUE;UNSEALED" "OUTPUT_DIRECTORY" "SOURCES;LINK_LIBRARIES" ${ARGN})
   if(NOT P_SOURCES)
     message(FATAL_ERROR "hotswap_add_plugin(${target}): SOURCES is required")
   endif()
@@ -24,6 +30,10 @@ function(hotswap_add_plugin target)
   endif()
   set_target_properties(${target} PROPERTIES PREFIX "" SUFFIX ".so"
     CXX_VISIBILITY_PRESET hidden C_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+  if(NOT P_UNSEALED)
+    add_custom_command(TARGET ${target} POST_BUILD COMMAND $<TARGET_FILE:hotswap::seal> $<TARGET_FILE:${target}>
+                       COMMENT "Sealing hotswap plugin ${target}" VERBATIM)
+  endif()
   if(P_OUTPUT_DIRECTORY)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${P_OUTPUT_DIRECTORY})
   endif()

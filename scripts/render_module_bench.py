@@ -72,6 +72,16 @@ def main(src, dst):
     if direct_mix and slot_mix:
         r = slot_mix / direct_mix
         lines.append(f"| same, a function doing ~35 ns of work | {r:.2f}x | {verdict(r <= 1.10)} |")
+    pre_rows = [(label, get(f"BM_swap_end_to_end/{base}", "p50_us"), get(f"BM_swap_end_to_end/{base}_preflight", "p50_us"))
+                for label, base in (("file shadow copy, fsync", "file_tmp_fsync"), ("memfd shadow copy", "memfd"))]
+    if any(with_pf is not None for _, _, with_pf in pre_rows):
+        lines += ["", "## Preflight cost per swap (issue #9)", "",
+                  "The preflight spawns hotswap-preflight, which dlopens the candidate from a memfd and runs its",
+                  "startup, self_test and shutdown before the host loads it.", "",
+                  "| swap | p50 without | p50 with preflight | cost per swap |", "|---|---:|---:|---:|"]
+        for label, without, with_pf in pre_rows:
+            if without is not None and with_pf is not None:
+                lines.append(f"| {label} | {fmt(without)} us | {fmt(with_pf)} us | {fmt(with_pf - without)} us |")
     open(dst, "w").write("\n".join(lines) + "\n")
 
 

@@ -26,4 +26,6 @@ const stress_api table = {&call, PLUGIN_VERSION};
 
 }  // namespace
 
-HOTSWAP_PLUGIN(stress_api, "stress-plugin", "stress", table, startup, shutdown, nullptr, nullptr)
+// Unload-safe: no thread, handler or callback outlives shutdown.
+HOTSWAP_PLUGIN(stress_api, "stress-plugin", "stress", table, startup, shutdown, nullptr, nullptr,
+               HOTSWAP_PLUGIN_UNLOAD_SAFE)

@@ -21,17 +21,17 @@ class bad_input : public module_env {
 
   void TearDown() override {
     mods.reset();
-    dom.barrier();
+    settle();
     EXPECT_EQ(files_in(shadow), 0U) << "a shadow copy was left behind";
     EXPECT_EQ(log.count(module_event_kind::stayed_mapped), 0U);
   }
 
   void restart(registry_options o) {
     mods.reset();
-    dom.barrier();
+    settle();
     mods.emplace(dom, std::move(o));
     mods->add<test_api>("alice", "calc", install("test_plugin_v1"));
-    dom.barrier();
+    settle();
     fds_before = open_fds();
     maps_before = maps_lines(shadow.string());
     files_before = files_in(shadow);
@@ -53,7 +53,7 @@ class bad_input : public module_env {
     }
     EXPECT_EQ(identify(mods->get<test_api>("calc")), id_of(1, 0)) << "the serving version must keep serving";
     EXPECT_EQ(mods->module("calc").current_version(), 1U);
-    dom.barrier();
+    settle();
     EXPECT_EQ(files_in(shadow), files_before);
     EXPECT_EQ(maps_lines(shadow.string()), maps_before);
     EXPECT_EQ(open_fds(), fds_before);
@@ -85,7 +85,8 @@ TEST_F(bad_input, wrong_abi_version) {
 }
 
 TEST_F(bad_input, wrong_interface_name) {
-  expect_refused(install("plugin_wrong_interface"), module_errc::interface_mismatch, "implements 'hotswap.other'");
+  expect_refused(install("plugin_wrong_interface"), module_errc::interface_mismatch,
+                 "metadata says 'hotswap.other' version 1");
 }
 
 TEST_F(bad_input, wrong_interface_version) {
@@ -247,7 +248,7 @@ TEST_F(bad_input, a_version_that_never_drains_is_reported_stuck) {
             }),
             1);
   mods->swap("alice", "calc", install("test_plugin_v2"));
-  dom.barrier();
+  settle();
   EXPECT_FALSE(mods->wait_drained("calc", 1, 100ms));
   const auto stuck = log.of(module_event_kind::stuck);
   ASSERT_EQ(stuck.size(), 1U);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -116,8 +117,15 @@ class module_env : public ::testing::Test {
     ::chmod(plugins.c_str(), 0755);
   }
   ~module_env() override {
+    settle();
     std::error_code ec;
     fs::remove_all(root_, ec);
+  }
+
+  /// Runs pending retires, then waits for the unload workers they started.
+  void settle() {
+    dom.barrier();
+    ASSERT_TRUE(wait_for_unloads(std::chrono::seconds(30)));
   }
 
   /// Copies a built plugin into the plugin directory as `as` (default: its own name).
@@ -146,6 +154,7 @@ class module_env : public ::testing::Test {
   registry_options registry_opts(shadow_mode mode = shadow_mode::file) {
     registry_options o;
     o.loader = loader_opts(mode);
+    o.preflight = false;  // the tests that are about it turn it on
     return o;
   }
 

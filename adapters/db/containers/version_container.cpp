@@ -157,5 +157,7 @@ void shutdown(void*) noexcept {}
 
 }  // namespace
 
+// Unload-safe: its SQL functions are registered per connection and removed by the host
+// (connection_shutdown) before the version drains; no thread or handler outlives shutdown.
 HOTSWAP_PLUGIN(hotswap_db_container_api, "version_container", STR(CONTAINER_VERSION) ".0.0", table, startup, shutdown, nullptr,
-               nullptr)
+               nullptr, HOTSWAP_PLUGIN_UNLOAD_SAFE)

@@ -5,8 +5,22 @@
 //   PLUGIN_ABI=N            a hand-written descriptor with another ABI version
 //   PLUGIN_UNRESOLVED       calls a function nothing provides (dlopen RTLD_NOW fails)
 //   PLUGIN_UNIQUE           has an inline variable: a GNU unique symbol unless -fno-gnu-unique
+//   PLUGIN_KEEP_MAPPED      does not declare itself unload-safe (its code is retained)
+//   PLUGIN_CTOR=...         an ELF constructor that misbehaves (see below)
+//   PLUGIN_LEFTOVER=...     leaves something behind at shutdown (see below)
+//   PLUGIN_HANG=...         a hook that blocks for PLUGIN_HANG_MS
+//   PLUGIN_SHUTDOWN_THROW   shutdown throws through the C ABI
+//   PLUGIN_NO_METADATA      no metadata note (built unsealed)
+//   PLUGIN_NOTE_BUILD="x"   a metadata note that disagrees with the descriptor
+//   PLUGIN_PADDING=N        N extra bytes of read-only data (another file size)
+//   PLUGIN_USE_DEP          calls hs_dep_value() from libhs_dep.so (a DT_NEEDED dependency)
+#include <signal.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstdint>
 #include <mutex>
 #include <stdexcept>
@@ -22,8 +36,20 @@
 #define FAULT_STARTUP_THROW 2  // startup throws (caught by the plugin-side guard)
 #define FAULT_MIGRATE 3        // migrate throws
 #define FAULT_SELF_TEST 4      // self_test throws
+#define FAULT_STARTUP_CRASH 5  // startup raises SIGSEGV
 #ifndef PLUGIN_FAULT
 #define PLUGIN_FAULT FAULT_NONE
+#endif
+#define CTOR_CRASH 1   // SIGSEGV in a constructor
+#define CTOR_EXIT 2    // exit(3) in a constructor
+#define CTOR_HANG 3    // a constructor that never returns
+#define CTOR_THREAD 4  // a constructor that starts a detached thread running the plugin's code
+#define LEFTOVER_THREAD 1  // startup starts a detached thread that keeps running the plugin's code
+#define LEFTOVER_SIGNAL 2  // startup installs a SIGUSR2 handler and never removes it
+#define HANG_STARTUP 1
+#define HANG_SHUTDOWN 2
+#ifndef PLUGIN_HANG_MS
+#define PLUGIN_HANG_MS 1500
 #endif
 
 #ifdef PLUGIN_UNIQUE
@@ -51,6 +77,35 @@ const hotswap_host_api* g_host = nullptr;
 #ifdef PLUGIN_UNRESOLVED
 extern "C" std::uint64_t hotswap_test_symbol_nobody_provides(void);
 #endif
+#ifdef PLUGIN_USE_DEP
+extern "C" std::uint64_t hs_dep_value(void);
+#endif
+#ifdef PLUGIN_PADDING
+[[gnu::used]] const volatile char padding[PLUGIN_PADDING] = {1};
+#endif
+
+std::atomic<std::uint64_t> g_spins{0};
+[[maybe_unused]] void spin_forever() {
+  for (;;) {
+    g_spins.fetch_add(1, std::memory_order_relaxed);  // a counter nobody reads: just the plugin's code running
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+[[maybe_unused]] void on_sigusr2(int) { g_spins.fetch_add(1, std::memory_order_relaxed); }
+
+#if defined(PLUGIN_CTOR)
+[[gnu::constructor]] void misbehaving_constructor() {
+#if PLUGIN_CTOR == CTOR_CRASH
+  ::raise(SIGSEGV);
+#elif PLUGIN_CTOR == CTOR_EXIT
+  std::exit(3);
+#elif PLUGIN_CTOR == CTOR_HANG
+  for (;;) ::pause();
+#elif PLUGIN_CTOR == CTOR_THREAD
+  std::thread(&spin_forever).detach();
+#endif
+}
+#endif
 
 bool loaded() { return g_loaded.load(std::memory_order_acquire); }  // pairs with the release stores below
 
@@ -58,6 +113,9 @@ std::uint64_t identify() {
   if (!loaded()) return TEST_API_DEAD;
 #ifdef PLUGIN_UNRESOLVED
   return hotswap_test_symbol_nobody_provides();
+#endif
+#ifdef PLUGIN_USE_DEP
+  return (std::uint64_t{PLUGIN_VERSION} << 32) | hs_dep_value();
 #endif
 #ifdef PLUGIN_UNIQUE
   ++unique_counter;
@@ -96,16 +154,36 @@ void finish_work() {
   (void)host;
   throw std::runtime_error("startup threw: configuration missing");
 #else
+#if PLUGIN_FAULT == FAULT_STARTUP_CRASH
+  ::raise(SIGSEGV);
+#endif
   g_host = &host;
   g_state = new plugin_state;
   g_loaded.store(true, std::memory_order_release);  // pairs with loaded()
   host.log(host.context, 1, "started");
+#if defined(PLUGIN_HANG) && PLUGIN_HANG == HANG_STARTUP
+  std::this_thread::sleep_for(std::chrono::milliseconds(PLUGIN_HANG_MS));
+#endif
+#if defined(PLUGIN_LEFTOVER) && PLUGIN_LEFTOVER == LEFTOVER_THREAD
+  std::thread(&spin_forever).detach();
+#elif defined(PLUGIN_LEFTOVER) && PLUGIN_LEFTOVER == LEFTOVER_SIGNAL
+  struct sigaction sa{};
+  sa.sa_handler = &on_sigusr2;
+  ::sigaction(SIGUSR2, &sa, nullptr);
+#endif
   return g_state;
 #endif
 }
 
+#ifdef PLUGIN_SHUTDOWN_THROW
+[[maybe_unused]] void shutdown(void* state) {
+#else
 [[maybe_unused]] void shutdown(void* state) noexcept {
+#endif
   auto* s = static_cast<plugin_state*>(state);
+#if defined(PLUGIN_HANG) && PLUGIN_HANG == HANG_SHUTDOWN
+  std::this_thread::sleep_for(std::chrono::milliseconds(PLUGIN_HANG_MS));
+#endif
   g_loaded.store(false, std::memory_order_release);  // pairs with loaded()
   {
     std::lock_guard lock(s->mutex);
@@ -115,6 +193,9 @@ void finish_work() {
   if (s->worker.joinable()) s->worker.join();  // every thread we started ends before dlclose
   delete s;
   g_state = nullptr;
+#ifdef PLUGIN_SHUTDOWN_THROW
+  throw std::runtime_error("shutdown threw: could not flush");
+#endif
 }
 
 [[maybe_unused]] void migrate(void* state, const hotswap_migration& from) {
@@ -151,6 +232,12 @@ static const plugin_api table = {&identify, &add, &hold_keepalive, &release_keep
 #define STR2(x) #x
 #define STR(x) STR2(x)
 
+#ifdef PLUGIN_KEEP_MAPPED
+#define PLUGIN_FLAGS 0u
+#else
+#define PLUGIN_FLAGS HOTSWAP_PLUGIN_UNLOAD_SAFE
+#endif
+
 #if PLUGIN_FAULT == FAULT_STARTUP_ERROR || defined(PLUGIN_ABI)
 // Written by hand, as a C plugin would: a startup that reports an error code.
 #ifndef PLUGIN_ABI
@@ -171,6 +258,27 @@ HOTSWAP_PLUGIN_EXPORT const hotswap_plugin_descriptor* hotswap_plugin_entry(void
   return &d;
 }
 }
+// The note, by hand too, with the descriptor's ABI version.
+constexpr hotswap_plugin_note with_abi(hotswap_plugin_note n) {
+  n.desc.abi_version = PLUGIN_ABI;
+  return n;
+}
+[[gnu::used, gnu::section(".note.hotswap"), gnu::aligned(4)]] static constexpr hotswap_plugin_note note =
+    with_abi(::hotswap::plugin::make_note("hotswap.test", 1, "test-plugin", "c-" STR(PLUGIN_VERSION), PLUGIN_FLAGS));
+#elif defined(PLUGIN_NO_METADATA) || defined(PLUGIN_NOTE_BUILD)
+// The descriptor without HOTSWAP_PLUGIN's note (and, for PLUGIN_NOTE_BUILD, a note of its own that lies).
+extern "C" HOTSWAP_PLUGIN_EXPORT const hotswap_plugin_descriptor* hotswap_plugin_entry(void) {
+  using hooks_ = ::hotswap::plugin::hooks<startup, shutdown, migrate, self_test>;
+  static const hotswap_plugin_descriptor d = {HOTSWAP_PLUGIN_ABI_VERSION, sizeof(hotswap_plugin_descriptor),
+                                              "hotswap.test", 1, "test-plugin", "v" STR(PLUGIN_VERSION), &table,
+                                              sizeof table, &hooks_::startup, &hooks_::shutdown, hooks_::migrate_ptr,
+                                              hooks_::self_test_ptr};
+  return &d;
+}
+#ifdef PLUGIN_NOTE_BUILD
+HOTSWAP_PLUGIN_METADATA("hotswap.test", 1, "test-plugin", PLUGIN_NOTE_BUILD, PLUGIN_FLAGS)
+#endif
 #else
-HOTSWAP_PLUGIN(plugin_api, "test-plugin", "v" STR(PLUGIN_VERSION), table, startup, shutdown, migrate, self_test)
+HOTSWAP_PLUGIN(plugin_api, "test-plugin", "v" STR(PLUGIN_VERSION), table, startup, shutdown, migrate, self_test,
+               PLUGIN_FLAGS)
 #endif

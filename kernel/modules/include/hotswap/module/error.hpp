@@ -21,18 +21,24 @@ enum class module_errc {
   not_regular_file,
   empty_file,
   io_error,
+  too_large,
+  resource_exhausted,
+  changed_while_loading,
   // policy (registry)
   outside_allowed_dir,
   insecure_permissions,
   wrong_owner,
   hash_not_allowed,
   principal_not_allowed,
+  dependency_refused,
   // the bytes
   not_elf,
   truncated,
   wrong_elf_class,
   wrong_machine,
   not_shared_object,
+  no_metadata,
+  seal_broken,
   // loading
   shadow_failed,
   load_failed,
@@ -41,10 +47,13 @@ enum class module_errc {
   interface_mismatch,
   bad_descriptor,
   path_busy,
+  preflight_failed,
+  retained_limit,
   // lifecycle
   startup_failed,
   migrate_failed,
   self_test_failed,
+  hook_timeout,
   // publishing
   backpressure,
   conflict,
@@ -67,16 +76,22 @@ inline const char* to_string(module_errc c) noexcept {
     case module_errc::not_regular_file: return "not a regular file";
     case module_errc::empty_file: return "empty file";
     case module_errc::io_error: return "i/o error";
+    case module_errc::too_large: return "too large";
+    case module_errc::resource_exhausted: return "resource exhausted";
+    case module_errc::changed_while_loading: return "changed while loading";
     case module_errc::outside_allowed_dir: return "outside the allowed directory";
     case module_errc::insecure_permissions: return "insecure permissions";
     case module_errc::wrong_owner: return "wrong owner";
     case module_errc::hash_not_allowed: return "hash not allowed";
     case module_errc::principal_not_allowed: return "principal not allowed";
+    case module_errc::dependency_refused: return "dependency refused";
     case module_errc::not_elf: return "not an ELF file";
     case module_errc::truncated: return "truncated";
     case module_errc::wrong_elf_class: return "wrong ELF class";
     case module_errc::wrong_machine: return "wrong machine";
     case module_errc::not_shared_object: return "not a shared object";
+    case module_errc::no_metadata: return "no metadata";
+    case module_errc::seal_broken: return "seal broken";
     case module_errc::shadow_failed: return "shadow copy failed";
     case module_errc::load_failed: return "dlopen failed";
     case module_errc::no_descriptor: return "no descriptor";
@@ -84,9 +99,12 @@ inline const char* to_string(module_errc c) noexcept {
     case module_errc::interface_mismatch: return "interface mismatch";
     case module_errc::bad_descriptor: return "bad descriptor";
     case module_errc::path_busy: return "path already loaded";
+    case module_errc::preflight_failed: return "preflight failed";
+    case module_errc::retained_limit: return "retained limit";
     case module_errc::startup_failed: return "startup failed";
     case module_errc::migrate_failed: return "migrate failed";
     case module_errc::self_test_failed: return "self test failed";
+    case module_errc::hook_timeout: return "hook timeout";
     case module_errc::backpressure: return "backpressure";
     case module_errc::conflict: return "conflict";
     case module_errc::unknown_module: return "unknown module";

@@ -1,10 +1,15 @@
 // hotswap modules: swap real code (.so plugins) in a running process.
 //
 // The pieces, each in its own header:
-//   plugin.h         the C ABI a plugin exports, and the few lines a C++ plugin needs
-//   source.hpp       read a plugin file once, under a policy (directory, owner, mode, hash)
-//   sha256.hpp       the hash behind shadow names, the allow list and the audit log
-//   elf_check.hpp    refuse non-ELF, truncated, foreign or half-written files before dlopen
+//   plugin.h         the C ABI a plugin exports (descriptor and metadata note)
+//   source.hpp       read a plugin file once, under a policy (directories, owner, mode, size, hash)
+//   sha256.hpp       the hash behind shadow names, the allow list, seals and the audit log (libcrypto)
+//   elf_check.hpp    refuse non-ELF, truncated, malformed or foreign files before dlopen
+//   metadata_check.hpp  the metadata note and the seal, checked before any plugin code runs
+//   dependency_check.hpp  DT_NEEDED, RPATH, RUNPATH under the same policy
+//   preflight.hpp    load a candidate in a child process first
+//   hook_runner.hpp  every plugin hook on a thread of its own, with a deadline
+//   audit.hpp        escaped, capped events; a JSON-lines sink
 //   descriptor_check.hpp  refuse a descriptor of the wrong ABI, interface or shape
 //   shadow.hpp       private copies (file, memfd, or in place) with never-reused names
 //   record.hpp       a version's status, keepalives and the audit-log event type
@@ -19,14 +24,19 @@
 // into a plugin. Build plugins with -fno-gnu-unique (GCC), or dlclose will keep
 // them mapped and every version will be quarantined.
 //
-// When not to use this: plugins that cannot shut down cleanly (detached
-// threads, callbacks registered with libraries that outlive them, thread_local
-// objects with destructors on threads that never exit) will not unload; they
-// are reported and quarantined, and each swap then costs address space.
+// Unloading code is opt-in (HOTSWAP_PLUGIN_UNLOAD_SAFE): other plugins are
+// shut down and then retained, their code left mapped, each swap costing
+// address space up to loader_options::max_retained. kernel/modules/README.md
+// says what is guaranteed, what is detected and what cannot be survived.
 #pragma once
 
+#include "audit.hpp"
+#include "dependency_check.hpp"
 #include "descriptor_check.hpp"
 #include "elf_check.hpp"
+#include "hook_runner.hpp"
+#include "metadata_check.hpp"
+#include "preflight.hpp"
 #include "error.hpp"
 #include "loaded_module.hpp"
 #include "module_slot.hpp"

@@ -18,6 +18,12 @@
 // Host-side async work (a timer that will call into the plugin) holds a pin;
 // the plugin's own async work holds a keepalive (plugin.h). Either keeps the
 // version loaded; neither blocks a swap.
+//
+// Two locks, neither on the call path: swaps of one slot serialise on
+// swap_mutex_, held across the new version's hooks (each under the hook
+// deadline); the bookkeeping (serving record, live records) sits under
+// mutex_, held only for a few instructions. So status pages and drain checks
+// never wait for a slow startup, and nothing of one slot waits for another's.
 #pragma once
 
 #include <chrono>
@@ -47,6 +53,7 @@ struct swap_result {
   std::uint64_t version = 0;   ///< the version now serving
   std::uint64_t replaced = 0;  ///< the version it replaced (now draining)
   std::shared_ptr<const version_record> record;
+  std::shared_ptr<const version_record> replaced_record;  ///< null for a first version
 };
 
 namespace detail {
@@ -75,8 +82,8 @@ class basic_module_slot {
 
   /// Loads, starts and self-tests `first`, which then serves. Throws module_error.
   basic_module_slot(Domain& d, std::shared_ptr<const module_loader> loader, std::string name, interface_id iface,
-                    const plugin_file& first, slot_options options = {})
-      : basic_module_slot(d, loader, name, iface, prepare(*loader, iface, name, first, nullptr), options) {}
+                    const plugin_file& first, slot_options options = {}, const load_request& request = {})
+      : basic_module_slot(d, loader, name, iface, prepare(*loader, iface, name, first, nullptr, request), options) {}
   basic_module_slot(Domain& d, std::shared_ptr<const module_loader> loader, std::string name, interface_id iface,
                     const std::filesystem::path& first, slot_options options = {})
       : basic_module_slot(d, loader, std::move(name), std::move(iface), loader->read(first), options) {}
@@ -86,35 +93,47 @@ class basic_module_slot {
 
   /// Retires the serving version: it unloads once drained (host: domain.barrier()).
   ~basic_module_slot() {
-    std::lock_guard lock(mutex_);
-    serving_->retire();  // drops the self pin; the slot's destructor then retires the block
+    std::shared_ptr<version_record> serving;
+    {
+      std::lock_guard lock(mutex_);
+      serving = serving_;
+    }
+    serving->retire();  // drops the self pin; the slot's destructor then retires the block
   }
 
   // ---- swapping -----------------------------------------------------------
 
   /// Publishes `next` in place of the serving version, or throws module_error
   /// and publishes nothing. With `expected`, only if that version still serves.
-  swap_result swap(const plugin_file& next, std::optional<std::uint64_t> expected = {}) {
-    std::lock_guard lock(mutex_);
-    const std::uint64_t serving = serving_->number();
-    if (expected && *expected != serving)
+  swap_result swap(const plugin_file& next, std::optional<std::uint64_t> expected = {}, const load_request& request = {}) {
+    std::lock_guard swapping(swap_mutex_);
+    std::shared_ptr<version_record> serving;
+    {
+      std::lock_guard lock(mutex_);
+      serving = serving_;
+    }
+    const std::uint64_t serving_number = serving->number();
+    if (expected && *expected != serving_number)
       throw module_error(module_errc::conflict, next.path,
                          "conflict: version " + std::to_string(*expected) + " was expected to serve, " +
-                             std::to_string(serving) + " does");
+                             std::to_string(serving_number) + " does");
     refuse_if_full(next.path);
-    loaded_module m = prepare(*loader_, iface_, name_, next, serving_module_);
+    loaded_module m = prepare(*loader_, iface_, name_, next, serving_module_, request);
     const std::string label = m.descriptor().build_version;
     auto record = m.shared_record();
     const publish_result r = slot_.publish(std::move(m), label);
     if (!r) throw module_error(module_errc::backpressure, next.path, "backpressure: too many versions draining");
-    std::shared_ptr<version_record> old = std::exchange(serving_, nullptr);
     adopt_serving(r.version);
-    old->retire();  // may start its drain at once
-    prune();
-    return {r.version, serving, std::move(record)};
+    serving->retire();  // may start its drain at once
+    {
+      std::lock_guard lock(mutex_);
+      prune();
+    }
+    return {r.version, serving_number, std::move(record), std::move(serving)};
   }
-  swap_result swap(const std::filesystem::path& next, std::optional<std::uint64_t> expected = {}) {
-    return swap(loader_->read(next), expected);
+  swap_result swap(const std::filesystem::path& next, std::optional<std::uint64_t> expected = {},
+                   const load_request& request = {}) {
+    return swap(loader_->read(next), expected, request);
   }
 
   // ---- calling ------------------------------------------------------------
@@ -206,13 +225,13 @@ class basic_module_slot {
         iface_(std::move(iface)),
         max_draining_(options.max_draining),
         slot_(d, first.descriptor().build_version, options, std::move(first)) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard swapping(swap_mutex_);
     adopt_serving(slot_.current_version());
   }
 
   static loaded_module prepare(const module_loader& loader, const interface_id& iface, const std::string& name,
-                               const plugin_file& file, const loaded_module* serving) {
-    loaded_module m = loader.open(file, iface, name);
+                               const plugin_file& file, const loaded_module* serving, const load_request& request) {
+    loaded_module m = loader.open(file, iface, name, request);
     m.start();
     if (serving != nullptr) m.migrate_from(*serving);
     m.self_test();
@@ -226,18 +245,21 @@ class basic_module_slot {
                          "backpressure: " + std::to_string(n) + " replaced versions are still draining");
   }
 
-  // Under mutex_, right after `number` was published: nobody else publishes
-  // on slot_, so the pin we take is on that version.
+  // Under swap_mutex_, right after `number` was published: nobody else
+  // publishes on slot_, so the pin we take is on that version.
   void adopt_serving(std::uint64_t number) {
     hotswap::pin<loaded_module, Domain> self = slot_.pin();
     serving_module_ = &self.value();
-    serving_ = self->shared_record();
-    serving_->mark_serving(number);
+    std::shared_ptr<version_record> rec = self->shared_record();
+    rec->mark_serving(number);
     // Set before the serving hold can drop (partner: drop_hold's acq_rel).
-    serving_->set_self_hold(std::make_unique<detail::pinned_hold<Domain>>(std::move(self)));
-    records_.push_back(serving_);
+    rec->set_self_hold(std::make_unique<detail::pinned_hold<Domain>>(std::move(self)));
+    std::lock_guard lock(mutex_);
+    serving_ = rec;
+    records_.push_back(std::move(rec));
   }
 
+  // Under mutex_.
   void prune() {
     std::erase_if(records_, [](const std::shared_ptr<version_record>& r) { return r->gone(); });
   }
@@ -246,10 +268,11 @@ class basic_module_slot {
   std::string name_;
   interface_id iface_;
   std::size_t max_draining_;
-  mutable std::mutex mutex_;                            // swappers and status pages
+  std::mutex swap_mutex_;                               // one swap of this slot at a time, hooks included
+  mutable std::mutex mutex_;                            // bookkeeping only: never held across plugin code
   std::shared_ptr<version_record> serving_;             // guarded by mutex_
-  const loaded_module* serving_module_ = nullptr;       // guarded; alive while serving_ holds its self pin
-  std::vector<std::shared_ptr<version_record>> records_;  // guarded; published, not yet gone
+  const loaded_module* serving_module_ = nullptr;       // guarded by swap_mutex_; alive while serving holds its self pin
+  std::vector<std::shared_ptr<version_record>> records_;  // guarded by mutex_; published, not yet gone
   slot_type slot_;  // last: destroyed first, after the destructor dropped the self pin
 };
 

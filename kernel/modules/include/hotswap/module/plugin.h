@@ -12,7 +12,18 @@
  *   self_test(state)          optional: refuse to be published
  *   ... published, serving, replaced, drained (no caller inside, no pin, no keepalive) ...
  *   shutdown(state)           must stop and join every thread the plugin started
- *   dlclose                   the host then checks that the code really left the process
+ *   dlclose                   only if the plugin declared itself unload-safe; the host then
+ *                             checks that the code really left the process. Otherwise the
+ *                             code stays mapped ("retained").
+ *
+ * Metadata before code. Besides the entry symbol a plugin carries an ELF note
+ * (section .note.hotswap, type HOTSWAP_PLUGIN_NOTE_TYPE) with the same identity as plain
+ * bytes: ABI version, interface name and version, module name, build version, flags (unload
+ * safety) and a seal (the SHA-256 of the whole file with the seal's own 32 bytes zeroed,
+ * written after linking by hotswap-seal, which hotswap_add_plugin() runs). The host reads and
+ * checks it before dlopen, so a plugin for another interface, or a file that is half one build
+ * and half another, never runs a line of code. HOTSWAP_PLUGIN emits the note; a plugin with a
+ * hand-written descriptor adds HOTSWAP_PLUGIN_METADATA(...) itself.
  *
  * A C++ plugin is a few lines (see HOTSWAP_PLUGIN below):
  *
@@ -26,6 +37,8 @@
  *   static void* start(const hotswap_host_api&) { return nullptr; }   // may throw
  *   static void stop(void*) noexcept {}
  *   HOTSWAP_PLUGIN(calc_api, "calc", "1.0.0", table, start, stop, nullptr, nullptr)
+ *   // or, for a plugin whose code may be unmapped after shutdown (see kernel/modules/README.md):
+ *   HOTSWAP_PLUGIN(calc_api, "calc", "1.0.0", table, start, stop, nullptr, nullptr, HOTSWAP_PLUGIN_UNLOAD_SAFE)
  */
 #ifndef HOTSWAP_MODULE_PLUGIN_H
 #define HOTSWAP_MODULE_PLUGIN_H
@@ -92,6 +105,32 @@ typedef struct hotswap_plugin_descriptor {
 
 typedef const hotswap_plugin_descriptor* (*hotswap_plugin_entry_fn)(void);
 
+/* The metadata note: read from the file by the host before dlopen. Fixed-size plain data. */
+#define HOTSWAP_PLUGIN_NOTE_NAME "hotswap" /* 8 bytes with the NUL */
+#define HOTSWAP_PLUGIN_NOTE_TYPE 0x48530001u
+#define HOTSWAP_PLUGIN_TEXT_MAX 64 /* interface, module and build strings, NUL included */
+/* Flags: the plugin promises that once shutdown returns, none of its code can run again (no
+ * thread, signal handler, callback registered elsewhere or thread_local destructor left), so
+ * the host may dlclose it. Without it the host keeps the code mapped after shutdown. */
+#define HOTSWAP_PLUGIN_UNLOAD_SAFE 1u
+
+typedef struct hotswap_plugin_metadata {
+  uint32_t abi_version;
+  uint32_t interface_version;
+  uint32_t flags;
+  uint32_t metadata_size; /* sizeof(hotswap_plugin_metadata) in the plugin's build */
+  char interface_name[HOTSWAP_PLUGIN_TEXT_MAX];
+  char module_name[HOTSWAP_PLUGIN_TEXT_MAX];
+  char build_version[HOTSWAP_PLUGIN_TEXT_MAX];
+  uint8_t seal[32]; /* SHA-256 of the file with these bytes zeroed; all zero: not sealed */
+} hotswap_plugin_metadata;
+
+typedef struct hotswap_plugin_note {
+  uint32_t namesz, descsz, type; /* an ELF note header (Elf32_Nhdr and Elf64_Nhdr alike) */
+  char name[8];
+  hotswap_plugin_metadata desc;
+} hotswap_plugin_note;
+
 /* Writes an error and returns its code (never 0), for hooks written in C. */
 static inline int hotswap_plugin_fail(hotswap_plugin_error* error, int code, const char* message) {
   if (code == 0) code = HOTSWAP_PLUGIN_FAILED;
@@ -108,6 +147,7 @@ static inline int hotswap_plugin_fail(hotswap_plugin_error* error, int code, con
 #ifdef __cplusplus
 } /* extern "C" */
 
+#include <cstddef>
 #include <exception>
 #include <type_traits>
 
@@ -155,8 +195,47 @@ struct hooks {
   static constexpr auto self_test_ptr = std::is_null_pointer_v<decltype(SelfTest)> ? nullptr : &self_test;
 };
 
+constexpr std::size_t text_length(const char* s) {
+  std::size_t n = 0;
+  while (s[n] != '\0') ++n;
+  return n;
+}
+
+constexpr void copy_text(char (&to)[HOTSWAP_PLUGIN_TEXT_MAX], const char* from) {
+  for (std::size_t i = 0; from[i] != '\0' && i + 1 < HOTSWAP_PLUGIN_TEXT_MAX; ++i) to[i] = from[i];
+}
+
+/// The note HOTSWAP_PLUGIN_METADATA places in .note.hotswap (seal zero until hotswap-seal runs).
+constexpr hotswap_plugin_note make_note(const char* interface_name, uint32_t interface_version, const char* module_name,
+                                        const char* build_version, uint32_t flags) {
+  hotswap_plugin_note n{};
+  n.namesz = sizeof HOTSWAP_PLUGIN_NOTE_NAME;
+  n.descsz = sizeof(hotswap_plugin_metadata);
+  n.type = HOTSWAP_PLUGIN_NOTE_TYPE;
+  for (std::size_t i = 0; i < sizeof HOTSWAP_PLUGIN_NOTE_NAME; ++i) n.name[i] = HOTSWAP_PLUGIN_NOTE_NAME[i];
+  n.desc.abi_version = HOTSWAP_PLUGIN_ABI_VERSION;
+  n.desc.interface_version = interface_version;
+  n.desc.flags = flags;
+  n.desc.metadata_size = sizeof(hotswap_plugin_metadata);
+  copy_text(n.desc.interface_name, interface_name);
+  copy_text(n.desc.module_name, module_name);
+  copy_text(n.desc.build_version, build_version);
+  return n;
+}
+
 }  // namespace plugin
 }  // namespace hotswap
+
+/// The metadata note, for plugins that write their descriptor by hand (HOTSWAP_PLUGIN emits it).
+/// The strings must fit HOTSWAP_PLUGIN_TEXT_MAX - 1 bytes; flags: 0 or HOTSWAP_PLUGIN_UNLOAD_SAFE.
+#define HOTSWAP_PLUGIN_METADATA(interface_name, interface_version, module_name, build_version, flags)             \
+  static_assert(::hotswap::plugin::text_length(interface_name) < HOTSWAP_PLUGIN_TEXT_MAX &&                         \
+                    ::hotswap::plugin::text_length(module_name) < HOTSWAP_PLUGIN_TEXT_MAX &&                        \
+                    ::hotswap::plugin::text_length(build_version) < HOTSWAP_PLUGIN_TEXT_MAX,                        \
+                "hotswap plugin metadata strings must be shorter than HOTSWAP_PLUGIN_TEXT_MAX bytes");             \
+  [[gnu::used, gnu::section(".note.hotswap"), gnu::aligned(4)]] static constexpr hotswap_plugin_note                \
+      hotswap_plugin_note_ = ::hotswap::plugin::make_note(interface_name, interface_version, module_name,          \
+                                                          build_version, flags);
 
 /// In the interface's header, at global scope: binds a C table type to its name and version.
 #define HOTSWAP_DECLARE_INTERFACE(Interface, name_string, version_number) \
@@ -166,11 +245,14 @@ struct hooks {
     static constexpr uint32_t version = version_number;                    \
   };
 
-/// In one .cpp of the plugin, at global scope: exports the descriptor. `table` is a
-/// `static const Interface`; the four hooks are C++ functions (see plugin::hooks), the last
-/// two may be nullptr. (The parameters end in _fn so that a hook named like a member of
-/// plugin::hooks, e.g. `startup`, or not, e.g. `start`, expands the same way.)
-#define HOTSWAP_PLUGIN(Interface, module_name, build_version, table, startup_fn, shutdown_fn, migrate_fn, self_test_fn)      \
+/// In one .cpp of the plugin, at global scope: exports the descriptor and the metadata note.
+/// `table` is a `static const Interface`; the four hooks are C++ functions (see plugin::hooks),
+/// the last two may be nullptr; an optional last argument gives the flags
+/// (HOTSWAP_PLUGIN_UNLOAD_SAFE). (The parameters end in _fn so that a hook named like a member
+/// of plugin::hooks, e.g. `startup`, or not, e.g. `start`, expands the same way.)
+#define HOTSWAP_PLUGIN(Interface, module_name, build_version, table, startup_fn, shutdown_fn, migrate_fn, self_test_fn, ...) \
+  HOTSWAP_PLUGIN_METADATA(::hotswap::interface_traits<Interface>::name, ::hotswap::interface_traits<Interface>::version, \
+                          module_name, build_version, 0u __VA_OPT__(| (__VA_ARGS__)))                                 \
   static_assert(std::is_same_v<decltype(table), const Interface>, "the table must be a const " #Interface);        \
   extern "C" HOTSWAP_PLUGIN_EXPORT const hotswap_plugin_descriptor* hotswap_plugin_entry(void) {                  \
     using hooks_ = ::hotswap::plugin::hooks<startup_fn, shutdown_fn, migrate_fn, self_test_fn>;                               \

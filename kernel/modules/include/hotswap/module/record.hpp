@@ -33,6 +33,8 @@ enum class version_state {
   unloaded,     ///< shut down, dlclosed, and verified gone from the process
   quarantined,  ///< still mapped after dlclose (or never drained its keepalives
                 ///< before an unpublished unload): its copy is kept, never reused
+  retained,     ///< shut down (or abandoned) but deliberately never dlclosed: not
+                ///< declared unload-safe, a hook threw or never returned
 };
 
 inline const char* to_string(version_state s) noexcept {
@@ -43,6 +45,7 @@ inline const char* to_string(version_state s) noexcept {
     case version_state::stuck: return "stuck";
     case version_state::unloaded: return "unloaded";
     case version_state::quarantined: return "quarantined";
+    case version_state::retained: return "retained";
   }
   return "?";
 }
@@ -75,8 +78,9 @@ enum class module_event_kind {
   refused,        ///< a request published nothing (message says why)
   unloaded,       ///< a version left the process
   stayed_mapped,  ///< dlclose did not unmap a version: quarantined
-  stuck,          ///< a version did not drain by the deadline
+  stuck,          ///< a version did not drain by the deadline, or a hook did not return
   plugin_log,     ///< a plugin wrote to the host log
+  retained,       ///< a version was shut down but its code stays mapped (message says why)
 };
 
 inline const char* to_string(module_event_kind k) noexcept {
@@ -88,6 +92,7 @@ inline const char* to_string(module_event_kind k) noexcept {
     case module_event_kind::stayed_mapped: return "stayed_mapped";
     case module_event_kind::stuck: return "stuck";
     case module_event_kind::plugin_log: return "plugin_log";
+    case module_event_kind::retained: return "retained";
   }
   return "?";
 }
@@ -105,8 +110,10 @@ struct module_event {
 };
 
 /// Called from swapping threads (some while the slot's swap lock is held) and
-/// from the domain's reclaimer: must be thread-safe, quick, and must not call
-/// back into the slot or registry, enter the domain, or wait for a swap.
+/// from unload workers: must be thread-safe, quick, and must not call back
+/// into the slot or registry, enter the domain, or wait for a swap. Every text
+/// field arrives with control characters escaped and its size capped
+/// (audit.hpp); a sink that throws is counted and never changes an outcome.
 using module_log = std::function<void(const module_event&)>;
 
 namespace detail {
@@ -217,9 +224,9 @@ class version_record {
   }
 
   /// Unload done: the image calls this last.
-  void mark_gone(bool quarantined) {
+  void mark_gone(version_state final_state) {
     std::lock_guard lock(mutex_);
-    state_ = quarantined ? version_state::quarantined : version_state::unloaded;
+    state_ = final_state;
     unloaded_at_ = clock::now();
     if (retired_at_ == clock::time_point{}) retired_at_ = unloaded_at_;  // never published
     gone_.notify_all();
@@ -242,7 +249,9 @@ class version_record {
   }
 
  private:
-  bool gone_locked() const noexcept { return state_ == version_state::unloaded || state_ == version_state::quarantined; }
+  bool gone_locked() const noexcept {
+    return state_ == version_state::unloaded || state_ == version_state::quarantined || state_ == version_state::retained;
+  }
 
   const version_identity id_;
   alignas(64) std::atomic<std::int64_t> holds_{1};  // serving hold + keepalives

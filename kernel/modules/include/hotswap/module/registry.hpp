@@ -30,6 +30,25 @@
 // call); pinned sessions take a pin when opened and keep that version to the
 // end. The flag is per module and can be switched at any time; it applies to
 // sessions opened afterwards.
+//
+// Isolation: the name table is itself published through a kernel slot, so
+// get(), open_session() and every call take no lock; add() builds the new
+// module (startup and all) before it takes the registry's writer lock for the
+// few instructions that publish the new table. Swaps of one module serialise
+// on that module alone. A hung hook delays only its own request (hook
+// deadline) and a hung shutdown only its own unload worker.
+//
+// Preflight: every add, swap and rollback first loads the candidate in a
+// child process (preflight.hpp) unless registry_options::preflight is off or
+// the request says otherwise (request_options::preflight): a watcher or a
+// remote request gets it by default; a host loading its own trusted build
+// may skip it.
+//
+// Audit: every request logs exactly one swapped / rolled_back / refused event
+// whose from/to versions come from the swap itself (correct under concurrent
+// swaps); every refusal, resource errors included, is logged and counted; a
+// sink that throws is counted (counters().loads.sink_failures) and changes
+// nothing.
 #pragma once
 
 #include <algorithm>
@@ -44,9 +63,11 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include <hotswap/domain.hpp>
+#include <hotswap/slot.hpp>
 #include "error.hpp"
 #include "loaded_module.hpp"
 #include "module_slot.hpp"
@@ -63,6 +84,14 @@ struct registry_options {
   std::vector<std::string> principals;
   slot_options slot;
   call_policy default_policy = call_policy::per_call;
+  /// Run the preflight (a child process loads the candidate first) for
+  /// requests that do not say otherwise.
+  bool preflight = true;
+};
+
+/// Per request: overrides of the registry's defaults.
+struct request_options {
+  std::optional<bool> preflight;  ///< unset: registry_options::preflight
 };
 
 struct registry_counters {
@@ -98,7 +127,8 @@ class basic_registry {
   using module_type = basic_module_slot<Domain>;
 
  public:
-  basic_registry(Domain& d, registry_options options) : domain_(d), options_(std::move(options)) {
+  basic_registry(Domain& d, registry_options options)
+      : domain_(d), options_(std::move(options)), names_(d, "names", {.max_draining = 1024}, name_table{}) {
     if (options_.loader.policy.allowed_dir.empty())
       throw std::invalid_argument("hotswap::registry: loader.policy.allowed_dir must name the plugin directory");
     loader_ = std::make_shared<const module_loader>(options_.loader);
@@ -106,49 +136,63 @@ class basic_registry {
   basic_registry(const basic_registry&) = delete;
   basic_registry& operator=(const basic_registry&) = delete;
 
-  /// Retires every module and runs pending unloads. Versions still pinned
-  /// unload when their last pin goes. Not from inside a read section.
+  /// Retires every module and runs pending unloads (on their workers, waited
+  /// for up to the drain deadline plus two hook deadlines). Versions still
+  /// pinned unload when their last pin goes. Not from inside a read section.
   ~basic_registry() {
-    modules_.clear();
+    names_.publish(name_table{});
+    owned_.clear();
     domain_.barrier();
+    const auto& o = loader_->options();
+    wait_for_unloads(o.drain_deadline + 2 * o.hook_deadline);
   }
 
   // ---- requests ---------------------------------------------------------------
 
   /// Loads the first version of a new module. Throws module_error.
   std::uint64_t add(std::string_view principal, const std::string& name, const interface_id& iface,
-                    const std::filesystem::path& file) {
+                    const std::filesystem::path& file, const request_options& request = {}) {
     return audited(principal, name, file, module_event_kind::swapped, {}, [&] {
       authorize(principal, file);
-      std::lock_guard lock(mutex_);
-      if (modules_.contains(name))
+      if (find_if_any(name))
         throw module_error(module_errc::conflict, file, "conflict: module '" + name + "' already exists");
       plugin_file f = loader_->read(file);
       auto e = std::make_unique<entry>();
-      e->policy.store(options_.default_policy, std::memory_order_relaxed);  // published with the entry, under mutex_
-      e->slot = std::make_unique<module_type>(domain_, loader_, name, iface, f, options_.slot);
+      e->policy.store(options_.default_policy, std::memory_order_relaxed);  // published with the entry's table
+      // Built (startup and all) before any registry lock: callers and other requests never wait for it.
+      e->slot = std::make_unique<module_type>(domain_, loader_, name, iface, f, options_.slot, load_request_for(request));
       const std::uint64_t v = e->slot->current_version();
       auto record = e->slot->record(v);
+      f.fd.reset();  // history keeps bytes, not descriptors
       e->remember(v, std::move(f), record, options_.history);
-      modules_.emplace(name, std::move(e));
+      {
+        std::lock_guard lock(mutex_);
+        name_table next = names_.call([](const name_table& t) { return t; });
+        if (!next.emplace(name, e.get()).second)  // another add of this name won the race
+          throw module_error(module_errc::conflict, file, "conflict: module '" + name + "' already exists");
+        owned_.push_back(std::move(e));
+        names_.publish(std::move(next));  // release inside: readers see the whole entry
+      }
       swaps_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
-      return swap_result{v, 0, std::move(record)};
+      return swap_result{v, 0, std::move(record), nullptr};
     }).version;
   }
   template <class Interface>
-  std::uint64_t add(std::string_view principal, const std::string& name, const std::filesystem::path& file) {
-    return add(principal, name, interface_of<Interface>(), file);
+  std::uint64_t add(std::string_view principal, const std::string& name, const std::filesystem::path& file,
+                    const request_options& request = {}) {
+    return add(principal, name, interface_of<Interface>(), file, request);
   }
 
   /// Publishes `file` as the next version of `name`, or throws module_error
   /// and publishes nothing. With `expected`: only if that version still serves.
   swap_result swap(std::string_view principal, const std::string& name, const std::filesystem::path& file,
-                   std::optional<std::uint64_t> expected = {}) {
+                   std::optional<std::uint64_t> expected = {}, const request_options& request = {}) {
     return audited(principal, name, file, module_event_kind::swapped, {}, [&] {
       authorize(principal, file);
       entry* e = find(name, file);
       plugin_file f = loader_->read(file);
-      swap_result r = e->slot->swap(f, expected);
+      swap_result r = e->slot->swap(f, expected, load_request_for(request));
+      f.fd.reset();  // history keeps bytes, not descriptors
       e->remember(r.version, std::move(f), e->slot->record(r.version), options_.history);
       swaps_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
       return r;
@@ -156,7 +200,8 @@ class basic_registry {
   }
 
   /// Publishes again the bytes of an earlier `version` of `name` (as a new version number).
-  swap_result rollback(std::string_view principal, const std::string& name, std::uint64_t version) {
+  swap_result rollback(std::string_view principal, const std::string& name, std::uint64_t version,
+                       const request_options& request = {}) {
     std::optional<plugin_file> f;
     if (entry* e = find_if_any(name)) f = e->bytes_of(version);
     const std::filesystem::path file = f ? f->path : std::filesystem::path(name);
@@ -168,7 +213,7 @@ class basic_registry {
                        throw module_error(module_errc::unknown_version, file,
                                           "unknown version: " + std::to_string(version) + " is not in the history");
                      check_allowed_hash(*f, loader_->options().policy);
-                     swap_result r = e->slot->swap(*f);
+                     swap_result r = e->slot->swap(*f, std::nullopt, load_request_for(request));
                      e->remember(r.version, std::move(*f), e->slot->record(r.version), options_.history);
                      rollbacks_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
                      return r;
@@ -230,10 +275,11 @@ class basic_registry {
   }
 
   std::vector<std::string> names() const {
-    std::lock_guard lock(mutex_);
-    std::vector<std::string> out;
-    for (const auto& [name, e] : modules_) out.push_back(name);
-    return out;
+    return names_.call([](const name_table& t) {
+      std::vector<std::string> out;
+      for (const auto& [name, e] : t) out.push_back(name);
+      return out;
+    });
   }
 
   const module_loader& loader() const noexcept { return *loader_; }
@@ -272,10 +318,12 @@ class basic_registry {
     }
   };
 
+  // No lock: one read of the published name table (entries live as long as the registry).
   entry* find_if_any(const std::string& name) const {
-    std::lock_guard lock(mutex_);
-    auto it = modules_.find(name);
-    return it == modules_.end() ? nullptr : it->second.get();  // entries live as long as the registry
+    return names_.call([&](const name_table& t) -> entry* {
+      auto it = t.find(name);
+      return it == t.end() ? nullptr : it->second;
+    });
   }
   entry* find(const std::string& name, const std::filesystem::path& file) const {
     if (entry* e = find_if_any(name)) return e;
@@ -283,10 +331,15 @@ class basic_registry {
   }
 
   std::vector<module_type*> all() {
-    std::lock_guard lock(mutex_);
-    std::vector<module_type*> out;
-    for (auto& [name, e] : modules_) out.push_back(e->slot.get());
-    return out;
+    return names_.call([](const name_table& t) {
+      std::vector<module_type*> out;
+      for (const auto& [name, e] : t) out.push_back(e->slot.get());
+      return out;
+    });
+  }
+
+  load_request load_request_for(const request_options& r) const {
+    return {r.preflight.value_or(options_.preflight)};
   }
 
   void authorize(std::string_view principal, const std::filesystem::path& file) const {
@@ -296,30 +349,45 @@ class basic_registry {
                          "principal not allowed: '" + std::string(principal) + "' may not change modules");
   }
 
-  // Runs a request; logs its outcome; counts and rethrows a refusal.
+  // Runs a request; logs its outcome (versions from the swap itself); counts
+  // and rethrows a refusal, turning resource errors into module_error too.
   template <class Request>
   swap_result audited(std::string_view principal, const std::string& name, const std::filesystem::path& file,
                       module_event_kind kind, const std::string& note, Request&& request) {
     module_event e{kind, std::string(principal), name, file.string(), 0, 0, {}, {}, {}};
-    if (entry* m = find_if_any(name)) {
-      e.from_version = m->slot->current_version();
-      e.from_build = build_of(*m, e.from_version);
-    }
-    try {
-      swap_result r = request();
-      e.to_version = r.version;
-      e.to_build = build_of(*find(name, file), r.version);
-      e.message = "ok" + note;
-      if (r.record) e.message += ": sha256 " + r.record->identity().sha256;
-      loader_->emit(e);
-      return r;
-    } catch (const module_error& err) {
+    auto refused = [&](const module_error& err) {
       refusals_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
       e.kind = module_event_kind::refused;
+      if (entry* m = find_if_any(name)) {  // what serves now: the refusal changed nothing
+        e.from_version = m->slot->current_version();
+        e.from_build = build_of(*m, e.from_version);
+      }
       e.message = std::string(err.what()) + note;
-      loader_->emit(e);
+      loader_->emit(e);  // never throws
+    };
+    swap_result r;
+    try {
+      r = request();
+    } catch (const module_error& err) {
+      refused(err);
       throw;
+    } catch (const std::bad_alloc&) {
+      const module_error err(module_errc::resource_exhausted, file, "resource exhausted: out of memory");
+      refused(err);
+      throw err;
+    } catch (const std::system_error& x) {
+      const module_error err(module_errc::resource_exhausted, file, std::string("resource exhausted: ") + x.what());
+      refused(err);
+      throw err;
     }
+    e.from_version = r.replaced;
+    if (r.replaced_record) e.from_build = r.replaced_record->identity().build_version;
+    e.to_version = r.version;
+    if (r.record) e.to_build = r.record->identity().build_version;
+    e.message = "ok" + note;
+    if (r.record) e.message += ": sha256 " + r.record->identity().sha256;
+    loader_->emit(e);  // never throws: a failing sink cannot turn a published swap into a refusal
+    return r;
   }
 
   static std::string build_of(const entry& m, std::uint64_t version) {
@@ -330,8 +398,10 @@ class basic_registry {
   Domain& domain_;
   registry_options options_;
   std::shared_ptr<const module_loader> loader_;
-  mutable std::mutex mutex_;  // the map (entries are never removed while the registry lives)
-  std::map<std::string, std::unique_ptr<entry>> modules_;
+  using name_table = std::map<std::string, entry*, std::less<>>;
+  std::mutex mutex_;                          // writers of the name table (add) only
+  std::vector<std::unique_ptr<entry>> owned_;  // guarded by mutex_; never shrinks while the registry lives
+  slot<name_table, Domain> names_;             // what get() reads, lock-free
   std::atomic<std::uint64_t> swaps_{0}, rollbacks_{0}, refusals_{0};
 };
 

@@ -1,5 +1,6 @@
-// SHA-256 (FIPS 180-4), small and dependency-free: the identity of a plugin's
-// bytes in shadow-copy names, logs and the optional allow list.
+// SHA-256 from OpenSSL's libcrypto (EVP): the identity of a plugin's bytes in
+// shadow-copy names, logs, the allow list and the plugin's seal. EVP picks the
+// CPU's SHA extensions (SHA-NI, ARMv8 SHA2) when present.
 //
 //   hotswap::sha256 h;  h.update(bytes);  std::string hex = h.hex();
 //   hotswap::sha256_hex("abc")  // "ba7816bf..."
@@ -7,11 +8,13 @@
 // Checked against the FIPS / NIST vectors in tests/modules/sha256_test.cpp.
 #pragma once
 
+#include <openssl/evp.h>
+
 #include <array>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
+#include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
@@ -22,100 +25,42 @@ class sha256 {
  public:
   using digest = std::array<std::uint8_t, 32>;
 
+  /// Throws std::bad_alloc if libcrypto cannot make a context.
+  sha256() : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) throw std::bad_alloc();
+  }
+
   void update(std::span<const std::byte> data) noexcept {
-    const auto* p = reinterpret_cast<const std::uint8_t*>(data.data());
-    std::size_t n = data.size();
-    length_ += n;
-    if (used_ != 0) {
-      const std::size_t take = std::min(n, block_.size() - used_);
-      std::memcpy(block_.data() + used_, p, take);
-      used_ += take;
-      p += take;
-      n -= take;
-      if (used_ < block_.size()) return;
-      compress(block_.data());
-      used_ = 0;
-    }
-    for (; n >= 64; p += 64, n -= 64) compress(p);
-    std::memcpy(block_.data(), p, n);
-    used_ = n;
+    // EVP_DigestUpdate on an initialised SHA-256 context cannot fail.
+    EVP_DigestUpdate(ctx_.get(), data.data(), data.size());
   }
   void update(std::string_view s) noexcept { update(std::as_bytes(std::span(s.data(), s.size()))); }
 
-  /// Ends the hash; the object must not be updated afterwards.
+  /// The digest; the object is spent afterwards.
   digest finish() noexcept {
-    const std::uint64_t bits = length_ * 8;
-    const std::uint8_t one = 0x80;
-    update(std::as_bytes(std::span(&one, 1)));
-    const std::uint8_t zero = 0;
-    while (used_ != 56) update(std::as_bytes(std::span(&zero, 1)));
-    std::uint8_t len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<std::uint8_t>(bits >> (56 - 8 * i));
-    update(std::as_bytes(std::span(len)));
-    digest out{};
-    for (int i = 0; i < 8; ++i)
-      for (int j = 0; j < 4; ++j) out[4 * i + j] = static_cast<std::uint8_t>(h_[i] >> (24 - 8 * j));
+    digest d{};
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx_.get(), d.data(), &n);
+    return d;
+  }
+
+  std::string hex() noexcept { return to_hex(finish()); }
+
+  static std::string to_hex(const digest& d) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out(64, '0');
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      out[2 * i] = digits[d[i] >> 4];
+      out[2 * i + 1] = digits[d[i] & 15];
+    }
     return out;
   }
 
-  std::string hex() noexcept {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string s;
-    for (std::uint8_t b : finish()) {
-      s += digits[b >> 4];
-      s += digits[b & 15];
-    }
-    return s;
-  }
-
  private:
-  void compress(const std::uint8_t* p) noexcept {
-    static constexpr std::uint32_t k[64] = {
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
-    std::uint32_t w[64];
-    for (int i = 0; i < 16; ++i)
-      w[i] = std::uint32_t{p[4 * i]} << 24 | std::uint32_t{p[4 * i + 1]} << 16 | std::uint32_t{p[4 * i + 2]} << 8 |
-             std::uint32_t{p[4 * i + 3]};
-    for (int i = 16; i < 64; ++i) {
-      const std::uint32_t s0 = std::rotr(w[i - 15], 7) ^ std::rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-      const std::uint32_t s1 = std::rotr(w[i - 2], 17) ^ std::rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    std::uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4], f = h_[5], g = h_[6], h = h_[7];
-    for (int i = 0; i < 64; ++i) {
-      const std::uint32_t t1 = h + (std::rotr(e, 6) ^ std::rotr(e, 11) ^ std::rotr(e, 25)) + ((e & f) ^ (~e & g)) + k[i] + w[i];
-      const std::uint32_t t2 = (std::rotr(a, 2) ^ std::rotr(a, 13) ^ std::rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-      h = g;
-      g = f;
-      f = e;
-      e = d + t1;
-      d = c;
-      c = b;
-      b = a;
-      a = t1 + t2;
-    }
-    h_[0] += a;
-    h_[1] += b;
-    h_[2] += c;
-    h_[3] += d;
-    h_[4] += e;
-    h_[5] += f;
-    h_[6] += g;
-    h_[7] += h;
-  }
-
-  std::array<std::uint32_t, 8> h_ = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  std::array<std::uint8_t, 64> block_{};
-  std::size_t used_ = 0;
-  std::uint64_t length_ = 0;
+  struct ctx_free {
+    void operator()(EVP_MD_CTX* c) const noexcept { EVP_MD_CTX_free(c); }
+  };
+  std::unique_ptr<EVP_MD_CTX, ctx_free> ctx_;
 };
 
 inline std::string sha256_hex(std::span<const std::byte> data) {

@@ -14,12 +14,19 @@
 // deleted: its inode must stay taken.
 //
 // Modes: `file` (default); `memory`, a sealed memfd loaded through
-// /proc/self/fd/N (nothing on disk; the fd stays open while the code is mapped,
-// so the name cannot be reused); `in_place`, the original path itself, for
-// debuggers (then one path can be loaded only once at a time).
+// /proc/self/fd/N (nothing on disk); `in_place`, the checked file's own
+// descriptor loaded through /proc/self/fd/N, for debuggers (the inode must not
+// change before dlopen returns: checked afterwards; one inode, however many
+// hard links name it, can be loaded once at a time).
+//
+// glibc also matches a dlopen name against the names of objects still loaded,
+// so a /proc/self/fd/N whose library stayed mapped is "burned": its number is
+// never used for a load path again, while the descriptor itself is closed
+// (the mapping keeps the inode alive, so its identity cannot be reused either).
 //
 // Copies are removed when their version is unloaded, and copies left by dead
-// processes are removed when a store opens its directory.
+// processes are removed when a store opens its directory. Names are cut to fit
+// NAME_MAX (file) and the memfd name limit, however long the original's name.
 #pragma once
 
 #include <fcntl.h>
@@ -31,12 +38,15 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <set>
 #include <string>
 #include <utility>
+
+#include <hotswap/detail/unique_fd.hpp>
 
 #include "error.hpp"
 #include "source.hpp"
@@ -64,14 +74,15 @@ class shadow_copy {
   shadow_copy() = default;
   shadow_copy(shadow_copy&& o) noexcept
       : store_(std::exchange(o.store_, nullptr)), load_path_(std::move(o.load_path_)), file_(std::move(o.file_)),
-        fd_(std::exchange(o.fd_, -1)) {}
+        fd_(std::move(o.fd_)), identity_(o.identity_) {}
   shadow_copy& operator=(shadow_copy&& o) noexcept {
     if (this != &o) {
       release(true);
       store_ = std::exchange(o.store_, nullptr);
       load_path_ = std::move(o.load_path_);
       file_ = std::move(o.file_);
-      fd_ = std::exchange(o.fd_, -1);
+      fd_ = std::move(o.fd_);
+      identity_ = o.identity_;
     }
     return *this;
   }
@@ -81,17 +92,50 @@ class shadow_copy {
   /// What to dlopen, and what to probe with RTLD_NOLOAD after dlclose.
   const std::string& load_path() const noexcept { return load_path_; }
 
-  /// unmapped: remove the copy (or close the memfd, or free the in-place path).
-  /// Otherwise quarantine: keep the file, fd and path taken for good.
+  /// unmapped: remove the copy (or close the memfd, or free the in-place inode).
+  /// Otherwise the code stays mapped: a file copy is kept (its name never
+  /// reused), a descriptor is closed and its number burned, an in-place inode
+  /// stays taken.
   inline void release(bool unmapped) noexcept;
 
  private:
   friend class shadow_store;
   shadow_store* store_ = nullptr;
   std::string load_path_;
-  std::filesystem::path file_;  // file mode: the copy; in_place: the original
-  int fd_ = -1;                 // memory mode
+  std::filesystem::path file_;  // file mode: the copy
+  detail::unique_fd fd_;        // memory and in-place modes: what load_path_ names
+  std::pair<dev_t, ino_t> identity_{};  // in_place: the inode taken
 };
+
+namespace detail {
+
+/// /proc/self/fd/N numbers whose library stayed mapped: never a load path again
+/// (glibc would hand back the mapped library by name). Process-wide, like glibc's list.
+class burned_fd_numbers {
+ public:
+  static burned_fd_numbers& instance() {
+    static burned_fd_numbers b;
+    return b;
+  }
+  void burn(int fd) {
+    std::lock_guard lock(mutex_);
+    burned_.insert(fd);
+  }
+  /// `fd`, or a duplicate of it under a number never burned (then `fd` is closed).
+  unique_fd fresh(unique_fd fd) {
+    std::lock_guard lock(mutex_);
+    if (!burned_.contains(fd.get())) return fd;
+    int at = *burned_.rbegin() + 1;
+    unique_fd dup(::fcntl(fd.get(), F_DUPFD_CLOEXEC, at));
+    return dup ? std::move(dup) : unique_fd();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::set<int> burned_;
+};
+
+}  // namespace detail
 
 class shadow_store {
  public:
@@ -130,24 +174,35 @@ class shadow_store {
     shadow_copy c;
     c.store_ = this;
     switch (options_.mode) {
-      case shadow_mode::in_place: {
-        std::lock_guard lock(mutex_);
-        if (!in_place_.insert(f.real_path.string()).second)
-          throw module_error(module_errc::path_busy, f.path,
-                             "path already loaded: with shadow copies off a path can be loaded once at a time "
-                             "(dlopen would return the mapped one)");
-        c.file_ = f.real_path;
-        c.load_path_ = f.real_path.string();
-        return c;
-      }
+      case shadow_mode::in_place:
+        if (f.fd) {  // the descriptor that was checked; without one (a rollback), the bytes via a memfd
+          std::lock_guard lock(mutex_);
+          if (!in_place_.insert({f.device, f.inode}).second)
+            throw module_error(module_errc::path_busy, f.path,
+                               "path already loaded: with shadow copies off one file (device " +
+                                   std::to_string(f.device) + ", inode " + std::to_string(f.inode) +
+                                   ", under any name or hard link) can be loaded once at a time");
+          c.identity_ = {f.device, f.inode};
+          c.fd_ = detail::unique_fd(::fcntl(f.fd->get(), F_DUPFD_CLOEXEC, 0));
+          if (!c.fd_) fail(f, "dup");
+          c.fd_ = detail::burned_fd_numbers::instance().fresh(std::move(c.fd_));
+          if (!c.fd_) fail(f, "dup");
+          c.load_path_ = "/proc/self/fd/" + std::to_string(c.fd_.get());
+          return c;
+        }
+        [[fallthrough]];
       case shadow_mode::memory: {
-        const std::string name = "hs." + f.path.filename().string();
-        c.fd_ = ::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (c.fd_ < 0) fail(f, "memfd_create");
-        write_all(c.fd_, f);
+        // memfd names are limited to 249 bytes (NAME_MAX - strlen("memfd:")).
+        const std::string name = ("hs." + f.path.filename().string()).substr(0, 249);
+        c.fd_ = detail::unique_fd(::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+        if (!c.fd_) fail(f, "memfd_create");
+        write_all(c.fd_.get(), f);
         // Sealed: nobody can change the bytes behind the mapping.
-        if (::fcntl(c.fd_, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) fail(f, "seal");
-        c.load_path_ = "/proc/self/fd/" + std::to_string(c.fd_);
+        if (::fcntl(c.fd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
+          fail(f, "seal");
+        c.fd_ = detail::burned_fd_numbers::instance().fresh(std::move(c.fd_));
+        if (!c.fd_) fail(f, "dup");
+        c.load_path_ = "/proc/self/fd/" + std::to_string(c.fd_.get());
         return c;
       }
       case shadow_mode::file: break;
@@ -155,14 +210,13 @@ class shadow_store {
     for (int attempt = 0;; ++attempt) {
       const std::filesystem::path p = options_.dir / name_for(f);
       // O_EXCL: a name is never reused, not even one left by another store in this process.
-      const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0500);
-      if (fd < 0 && errno == EEXIST && attempt < 16) continue;
-      if (fd < 0) fail(f, "create " + p.string());
+      detail::unique_fd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0500));
+      if (!fd && errno == EEXIST && attempt < 16) continue;
+      if (!fd) fail(f, "create " + p.string());
       c.file_ = p;  // from here on, c's destructor removes it on failure
       c.load_path_ = p.string();
-      detail::fd_guard guard{fd};
-      write_all(fd, f);
-      if (options_.fsync && ::fsync(fd) != 0) fail(f, "fsync " + p.string());
+      write_all(fd.get(), f);
+      if (options_.fsync && ::fsync(fd.get()) != 0) fail(f, "fsync " + p.string());
       return c;
     }
   }
@@ -195,9 +249,12 @@ class shadow_store {
 
   std::string name_for(const plugin_file& f) {
     // serial_: relaxed, only the RMW's atomicity matters (unique numbers); no partner.
-    return "hs." + std::to_string(::getpid()) + "." + std::to_string(serial_.fetch_add(1, std::memory_order_relaxed)) +
-           "." + std::to_string(f.mtime_ns) + "." + std::to_string(f.bytes->size()) + "." + f.sha256.substr(0, 16) +
-           "." + f.path.filename().string();
+    std::string name = "hs." + std::to_string(::getpid()) + "." +
+                       std::to_string(serial_.fetch_add(1, std::memory_order_relaxed)) + "." +
+                       std::to_string(f.mtime_ns) + "." + std::to_string(f.bytes->size()) + "." +
+                       f.sha256.substr(0, 16) + "." + f.path.filename().string();
+    name.resize(std::min<std::size_t>(name.size(), NAME_MAX));  // the unique part comes first
+    return name;
   }
 
   // The directory must be ours and closed to others: anyone who can write
@@ -234,22 +291,28 @@ class shadow_store {
   std::atomic<std::uint64_t> serial_{0};
   std::size_t stale_removed_ = 0;
   std::mutex mutex_;
-  std::set<std::string> in_place_;  // guarded by mutex_
+  std::set<std::pair<dev_t, ino_t>> in_place_;  // guarded by mutex_
 };
 
 inline void shadow_copy::release(bool unmapped) noexcept {
   if (store_ == nullptr) return;
+  const bool in_place = identity_ != std::pair<dev_t, ino_t>{};
   if (unmapped) {
-    if (fd_ >= 0) ::close(fd_);
-    if (store_->options_.mode == shadow_mode::file && !file_.empty()) ::unlink(file_.c_str());
-    if (store_->options_.mode == shadow_mode::in_place) {
+    if (!file_.empty()) ::unlink(file_.c_str());
+    if (in_place) {
       std::lock_guard lock(store_->mutex_);
-      store_->in_place_.erase(file_.string());
+      store_->in_place_.erase(identity_);
+    }
+  } else if (fd_) {
+    try {
+      detail::burned_fd_numbers::instance().burn(fd_.get());
+    } catch (...) {  // out of memory: keep the descriptor open instead, which burns the number as well
+      static_cast<void>(fd_.release());
     }
   }
-  // else quarantined: the fd, the file and the in-place path stay taken.
+  // Still mapped: a file copy stays (name never reused), an in-place inode stays taken.
+  fd_.reset();
   store_ = nullptr;
-  fd_ = -1;
 }
 
 }  // namespace hotswap

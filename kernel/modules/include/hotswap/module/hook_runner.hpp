@@ -1,0 +1,80 @@
+// Plugin hooks run on a thread of their own, with a deadline.
+//
+// startup, migrate, self_test and shutdown are the plugin's code: they may
+// hang (a lock, a network call without a timeout) or throw through the C ABI.
+// The caller waits at most `deadline`; a hook that has not returned by then is
+// left running on its detached thread and reported as timed out, and its
+// version is never unloaded (a thread is still inside its code). An exception
+// that crosses the ABI is caught on that thread and reported, never rethrown
+// into the host. The calling thread (a swapping thread, an unload worker) is
+// the only one that waits: callers of other modules, their swaps and the
+// domain's reclaimer never do.
+//
+//   hook_outcome o = run_hook([fn, state](hotswap_plugin_error* e, void**) { return fn(state, e); }, 10s);
+//   if (o.kind == hook_outcome::timed_out) ...
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "plugin.h"
+
+namespace hotswap::detail {
+
+struct hook_outcome {
+  enum kind_t { returned, threw, timed_out } kind = returned;
+  int rc = 0;                    ///< returned: the hook's code
+  hotswap_plugin_error error{};  ///< returned non-zero: what the plugin wrote
+  void* state = nullptr;         ///< startup's new state
+  std::string what;              ///< threw: the exception's text
+};
+
+/// `call(hotswap_plugin_error*, void** state)` must own everything it uses (it
+/// may outlive this call). Throws std::system_error if no thread can be made.
+template <class Call>
+hook_outcome run_hook(Call call, std::chrono::nanoseconds deadline) {
+  struct shared {
+    std::mutex mutex;
+    std::condition_variable done_cv;
+    bool done = false;
+    hook_outcome outcome;
+  };
+  auto st = std::make_shared<shared>();
+  std::thread worker([st, call = std::move(call)]() mutable {
+    hook_outcome o;
+    try {
+      o.rc = call(&o.error, &o.state);
+    } catch (const std::exception& e) {  // an exception that crossed the plugin ABI
+      o.kind = hook_outcome::threw;
+      o.what = e.what();
+    } catch (...) {
+      o.kind = hook_outcome::threw;
+      o.what = "an exception of unknown type";
+    }
+    o.error.message[HOTSWAP_PLUGIN_MESSAGE_MAX - 1] = '\0';
+    std::lock_guard lock(st->mutex);
+    st->outcome = std::move(o);
+    st->done = true;
+    st->done_cv.notify_all();
+  });
+  std::unique_lock lock(st->mutex);
+  if (!st->done_cv.wait_for(lock, deadline, [&] { return st->done; })) {
+    lock.unlock();
+    worker.detach();  // still inside the plugin: it keeps `st` and `call` alive
+    hook_outcome o;
+    o.kind = hook_outcome::timed_out;
+    return o;
+  }
+  hook_outcome out = std::move(st->outcome);
+  lock.unlock();
+  worker.join();
+  return out;
+}
+
+}  // namespace hotswap::detail
