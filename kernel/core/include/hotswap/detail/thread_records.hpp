@@ -29,9 +29,6 @@
 #include <utility>
 #include <vector>
 
-// This shared object, for the thread-exit handler below (the linker defines it).
-extern "C" void* __dso_handle __attribute__((__visibility__("hidden")));
-
 namespace hotswap::detail {
 
 /// The part of a record the list itself needs. Record types derive from it.
@@ -111,6 +108,13 @@ class thread_cache {
   std::vector<entry> entries_;
 };
 
+/// An address inside the shared object (or executable) that includes this
+/// header: hidden, so every object has its own. It names that object to
+/// __cxa_thread_atexit, as __dso_handle does for compiler-generated handlers
+/// (declaring __dso_handle here would clash with the declaration g++ makes
+/// implicitly for a translation unit's static destructors).
+[[gnu::visibility("hidden")]] inline char this_object_marker = 0;
+
 /// Where this thread's cache lives: raw storage, so that it can be rebuilt
 /// after its exit handler destroyed it (see the top of this file).
 struct thread_cache_storage {
@@ -133,7 +137,7 @@ inline thread_cache& this_thread_cache() noexcept {
     // The handler compiler-generated thread_local destructors use; it may be
     // registered again while earlier handlers run, and keeps this shared
     // object loaded until it has run.
-    __cxxabiv1::__cxa_thread_atexit(&thread_cache_storage::destroy, &storage, &__dso_handle);
+    __cxxabiv1::__cxa_thread_atexit(&thread_cache_storage::destroy, &storage, &this_object_marker);
   }
   return *std::launder(cache);
 }
