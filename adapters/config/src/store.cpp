@@ -66,8 +66,8 @@ document store::initial_document() {
   load_result main;
   if (text) main = load(*text, files_.main_file().string(), &rules_, options_.limits);
   if (main) {
-    const auto newest = files_.newest();
-    serving_major_ = main.doc->history_major.value_or(newest ? newest->major : 0);
+    // No history key: never written by write-to-disk, so major 0.
+    serving_major_ = main.doc->history_major.value_or(0);
     last_main_hash_ = content_hash(*text);
     // Every serving snapshot is a history file: record the main file unless
     // the newest history file of its major already holds the same values.

@@ -75,7 +75,11 @@ class schema {
    public:
     rule_builder& required();
     rule_builder& default_to(value v);
-    rule_builder& default_to(const char* s) { return default_to(value{std::string(s)}); }
+    /// A string literal (a const char* overload would also catch 0 and false).
+    template <std::size_t N>
+    rule_builder& default_to(const char (&s)[N]) {
+      return default_to(value{std::string(s)});
+    }
     rule_builder& range(double min, double max);
     rule_builder& min(double m);
     rule_builder& max(double m);
