@@ -202,6 +202,7 @@ save_report store::save_sequence() {
       return {save_report::outcome::rejected, config_error{main.string(), 1, 1, why}, {}, {}, {}, published.version};
     }
     report.version = published.version;
+    notify(*slot_->read(), report.changes);  // told right after the publish, before the history write
   }
   try {
     write_durably(files_.path_for(major, minor), *text);
@@ -213,7 +214,6 @@ save_report store::save_sequence() {
   }
   log(log_level::info, "applied " + main.string() + " as " + label + " (" + std::to_string(report.changes.size()) +
                            " changes, version " + std::to_string(report.version) + ")");
-  if (!report.changes.empty()) notify(*slot_->read(), report.changes);
   return report;
 }
 
