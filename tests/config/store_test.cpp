@@ -336,6 +336,23 @@ TEST_F(WriteToDiskTest, RefusesWhileAnotherEditorHoldsTheLock) {
   EXPECT_TRUE(cfg->write_to_disk());  // lock gone: the retry succeeds
 }
 
+// A refused write leaves NAME.1.0.toml behind without a main file of major 1.
+// A rejected edit naming that major must not move the store onto it.
+TEST_F(WriteToDiskTest, ARejectedEditDoesNotAdoptAnOrphanMajor) {
+  fs::permissions(main(), fs::perms::owner_read);
+  ASSERT_EQ(cfg->write_to_disk().result, write_result::status::read_only);
+  ASSERT_TRUE(fs::exists(dir / "app.1.0.toml"));
+  fs::permissions(main(), fs::perms::owner_read | fs::perms::owner_write);
+  save_in_place(main(), "_history_major = 1\na = -4\n");
+  ASSERT_EQ(cfg->reload().result, outcome::rejected);
+  EXPECT_EQ(cfg->serving_history().major, 0u);
+  save_in_place(main(), "a = 1\nc = 6\n");
+  ASSERT_EQ(cfg->reload().result, outcome::applied);
+  EXPECT_EQ(cfg->serving_history().major, 0u);
+  EXPECT_EQ(cfg->read()->integer("c"), 6);
+  EXPECT_EQ(cfg->read()->integer("a"), 3);  // the pending update, merged
+}
+
 TEST_F(WriteToDiskTest, RefusesAReadOnlyMainFile) {
   fs::permissions(main(), fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
   expect_refused(write_result::status::read_only);

@@ -25,6 +25,20 @@ bool newer(const struct stat& a, const struct stat& b) {
   return a.st_mtim.tv_nsec > b.st_mtim.tv_nsec;
 }
 
+/// Marks the calling thread as the one running subscribers, for its scope.
+class subscriber_scope {
+ public:
+  explicit subscriber_scope(std::atomic<std::thread::id>& who) : who_(who) {
+    who_.store(std::this_thread::get_id(), std::memory_order_relaxed);  // see store::notifying_
+  }
+  ~subscriber_scope() { who_.store(std::thread::id{}, std::memory_order_relaxed); }
+  subscriber_scope(const subscriber_scope&) = delete;
+  subscriber_scope& operator=(const subscriber_scope&) = delete;
+
+ private:
+  std::atomic<std::thread::id>& who_;
+};
+
 std::optional<value> value_at(const snapshot::map& m, const std::string& key) {
   const auto it = m.find(key);
   if (it == m.end()) return std::nullopt;
@@ -146,10 +160,6 @@ save_report store::save_sequence() {
                           std::string(history_major_key) + " = " + std::to_string(major) +
                               " names no history version (the newest is " + std::to_string(serving_major_) + ")"});
   }
-  if (major > serving_major_) {  // another writer wrote the store to disk
-    serving_major_ = major;
-    base_minor_ = base_entry->minor;
-  }
   auto current = slot_->read();
   const std::uint64_t serving_version = current.version().number;
   snapshot::map next = current->values();
@@ -204,6 +214,9 @@ save_report store::save_sequence() {
     report.version = published.version;
     notify(*slot_->read(), report.changes);  // told right after the publish, before the history write
   }
+  // A newer major than ours: another writer wrote the store to disk; adopt
+  // it now that the edit based on it was accepted.
+  serving_major_ = major;
   try {
     write_durably(files_.path_for(major, minor), *text);
     base_minor_ = minor;
@@ -372,7 +385,10 @@ history_entry store::serving_history() const {
 std::uint64_t store::subscribe(subscriber fn, bool replay_current) {
   check_not_in_subscriber("subscribe()");
   std::lock_guard lock(writer_mutex_);
-  if (replay_current) fn(*slot_->read(), {});
+  if (replay_current) {
+    const subscriber_scope scope(notifying_);
+    fn(*slot_->read(), {});
+  }
   subscribers_.emplace_back(next_subscriber_, std::move(fn));
   return next_subscriber_++;
 }
@@ -384,7 +400,7 @@ void store::unsubscribe(std::uint64_t id) {
 }
 
 void store::notify(const snapshot& now, const std::vector<change>& changes) {
-  notifying_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  const subscriber_scope scope(notifying_);
   for (const auto& [id, fn] : subscribers_) {
     try {
       fn(now, changes);
@@ -392,7 +408,6 @@ void store::notify(const snapshot& now, const std::vector<change>& changes) {
       log(log_level::error, "subscriber " + std::to_string(id) + " threw: " + e.what());
     }
   }
-  notifying_.store(std::thread::id{}, std::memory_order_relaxed);
 }
 
 void store::check_not_in_subscriber(const char* what) const {
