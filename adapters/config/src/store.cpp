@@ -203,7 +203,7 @@ save_report store::save_sequence() {
   const std::uint64_t minor = base_entry ? base_entry->minor + 1 : 0;
   const std::string label = "history " + std::to_string(major) + "." + std::to_string(minor);
   if (!report.changes.empty()) {
-    auto published = slot_->compare_and_publish(serving_version, std::move(candidate), label);
+    auto published = publish(serving_version, std::move(candidate), label);
     if (!published) {
       const std::string why = published.status == publish_status::backpressure
                                   ? "too many replaced versions are still draining (slot backpressure)"
@@ -255,6 +255,21 @@ save_report store::reject(const std::optional<std::string>& text, config_error e
   return report;
 }
 
+publish_result store::publish(std::uint64_t expected, snapshot&& next, const std::string& label) {
+  auto published = slot_->compare_and_publish(expected, std::move(next), label);
+  if (published.status != publish_status::backpressure) return published;
+  // Too many replaced versions wait for reclamation (a starved reclaimer, or
+  // pins held long). Wait for the reclaimer once, then retry: a save must not
+  // be dropped for a backlog that a grace period clears. `next` is untouched
+  // by a refused publish. A caller inside a read section cannot wait.
+  try {
+    domain_.barrier();
+  } catch (const std::logic_error&) {
+    return published;
+  }
+  return slot_->compare_and_publish(expected, std::move(next), label);
+}
+
 update_result store::update(std::uint64_t expected, const std::vector<edit>& edits) {
   check_not_in_subscriber("update()");
   std::lock_guard lock(writer_mutex_);
@@ -288,7 +303,7 @@ update_result store::update(std::uint64_t expected, const std::vector<edit>& edi
     result.result = update_result::status::unchanged;
     return result;
   }
-  const auto published = slot_->compare_and_publish(expected, std::move(candidate), "update");
+  const auto published = publish(expected, std::move(candidate), "update");
   result.version = published.version;
   if (!published) {
     result.result = published.status == publish_status::conflict ? update_result::status::conflict

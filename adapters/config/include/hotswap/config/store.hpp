@@ -197,6 +197,7 @@ class store {
   save_report handle_save();  // save_sequence() and on_save; writer_mutex_ held
   save_report save_sequence();
   save_report reject(const std::optional<std::string>& text, config_error error);
+  publish_result publish(std::uint64_t expected, snapshot&& next, const std::string& label);
   void notify(const snapshot& now, const std::vector<change>& changes);
   void log(log_level level, const std::string& message) const;
   void check_not_in_subscriber(const char* what) const;
