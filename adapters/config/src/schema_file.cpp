@@ -88,8 +88,9 @@ void add_rules(schema& out, const std::string& file, const toml::table& section,
         }
         return out.string(key);
       }();
-      for (auto&& [field, v] : *spec) {
+      for (auto&& [field, field_value] : *spec) {
         const std::string_view name = field.str();
+        const toml::node& v = field_value;  // a lambda may not capture a structured binding in clang 14
         const auto number = [&]() -> double {
           if (const auto* i = v.as_integer()) return static_cast<double>(i->get());
           if (const auto* f = v.as_floating_point()) return f->get();
