@@ -1,7 +1,7 @@
 // Schema descriptions in TOML: parsed with toml++, written by hand.
 #include "hotswap/config/schema_file.hpp"
 
-#include <toml++/toml.h>
+#include "toml.hpp"
 
 #include <cmath>
 #include <sstream>

@@ -5,4 +5,4 @@
 // to be. The other files of the library include it as declarations only
 // (TOML_HEADER_ONLY=0, set for the target).
 #define TOML_IMPLEMENTATION
-#include <toml++/toml.h>
+#include "toml.hpp"
