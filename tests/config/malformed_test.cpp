@@ -6,7 +6,10 @@
 
 #include <ostream>
 #include <random>
+#include <string>
+#include <vector>
 
+#include <hotswap/config/loader.hpp>
 #include <hotswap/config/store.hpp>
 
 #include "test_support.hpp"
@@ -78,6 +81,18 @@ const malformed cases[] = {
     {"deep_inline_table_nesting", nested("{x=", "}", 2000), 2, 0, ""},
     {"dot_inside_map_name", "a = 1\n[routes]\n\"a.b\" = \"x\"\n", 3, 1, "contains '.'"},
     {"history_key_not_an_integer", "_history_major = \"x\"\na = 1\n", 1, 0, "_history_major"},
+    // Non-ASCII outside strings and comments: refused before toml++ 3.3.0,
+    // whose whitespace check reaches TOML_UNREACHABLE on the first one (fuzz).
+    {"non_ascii_fuzz_crash", " o\xc3\xb9 rt", 1, 3, "non-ASCII character U+00F9 outside a string or comment"},
+    {"non_ascii_bare_key", "a = 1\nn\xc3\xa4me = \"x\"\n", 2, 2, "non-ASCII character U+00E4 outside a string"},
+    {"non_ascii_after_equals", "a = 1\nname = \xc3\xa9\n", 2, 8, "non-ASCII character U+00E9 outside a string"},
+    {"non_ascii_after_a_string", "a = 1\ntags = [\"\xc3\xa9\\\\\", \xe2\x98\x95]\n", 2, 16, "U+2615 outside"},
+    {"non_ascii_after_a_multiline_string", "a = 1\ntags = [\"\"\"x\n\xc3\xa9\"\"\"\"\", \xc3\xa9]\n", 3, 9, "U+00E9 outside"},
+    {"non_ascii_after_a_quote_inside_a_value", "a = 1\nx = 19.79-05-27T'7o\xc3\xb9 rt\n", 2, 20, "U+00F9 outside"},
+    {"non_ascii_after_a_line_ending_backslash", "a = 1\ntags = [\"\"\"x \\\n  \xc3\xa9\"\"\"]\n", 3, 3,
+     "U+00E9 first after a line-ending backslash"},
+    {"non_ascii_escaped", "a = 1\ntags = [\"x\\\xc3\xa9\"]\n", 2, 12, "U+00E9 after a backslash"},
+    {"non_ascii_invalid_utf8_outside_strings", "a = 1\nb = \xff\n", 2, 5, "byte 0xFF (not UTF-8) outside a string"},
 };
 
 class MalformedTest : public ::testing::TestWithParam<malformed> {};
@@ -120,5 +135,52 @@ TEST_P(MalformedTest, IsRefusedWithItsPositionAndTheServingVersionKeepsServing) 
 
 INSTANTIATE_TEST_SUITE_P(Files, MalformedTest, ::testing::ValuesIn(cases),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// Non-ASCII is TOML inside every kind of string and in comments: such files
+// load, and the pre-parse scan keeps its place across escapes (\" does not
+// end a basic string, \\ does), multi-line delimiters with extra quotes,
+// literal strings (no escapes) and quotes inside comments.
+TEST(NonAsciiTest, InsideStringsAndCommentsIsAccepted) {
+  const std::string text =
+      "# caf\xc3\xa9 \xe2\x98\x95, don't \"stop\n"
+      "a = 1 # \xc3\xbc'\"\n"
+      "tags = [\"h\xc3\xa9llo\", 'w\xc3\xb6rld\\', \"q\\\"\xc3\xa9\", \"b\\\\\", \"\xc3\xa9\",\n"
+      "        \"\"\"multi\n"
+      "l\xc3\xafne\"\"\"\"\", '''lit\n"
+      "\xc3\xa9rale''''', \"\"\"\\\"\"\"\xc3\xa9\"\"\", \"\"\"x \\\n"
+      "  a\xc3\xa9\"\"\"]\n"
+      "[routes]\n"
+      "\"/caf\xc3\xa9\" = \"men\xc3\xbc\" # \xe2\x82\xac\n";
+  const schema rules = test_schema();
+  const auto r = load(text, "app.toml", &rules);
+  ASSERT_TRUE(r) << r.error.to_string();
+  const std::vector<std::string> tags{"h\xc3\xa9llo", "w\xc3\xb6rld\\", "q\"\xc3\xa9", "b\\", "\xc3\xa9",
+                                      "multi\nl\xc3\xafne\"\"", "lit\n\xc3\xa9rale''", "\"\"\"\xc3\xa9",
+                                      "x a\xc3\xa9"};
+  EXPECT_EQ(r.doc->values.string_list("tags"), tags);
+  EXPECT_EQ(r.doc->values.string("routes./caf\xc3\xa9"), "men\xc3\xbc");
+}
+
+// The same through a running store: a save with non-ASCII in a string is
+// applied, one with non-ASCII in a bare key is refused at its position.
+TEST(NonAsciiTest, AStoreAppliesStringsAndRefusesBareKeys) {
+  temp_dir dir;
+  const fs::path main = dir / "app.toml";
+  save_in_place(main, "a = 42\n");
+  hotswap::domain dom;
+  store cfg(dom, main, test_schema(), quiet_options());
+
+  save_in_place(main, "a = 42 # \xc3\xa9\ntags = [\"\xc3\xa9t\xc3\xa9\"]\n");
+  const auto ok = cfg.reload();
+  ASSERT_EQ(ok.result, save_report::outcome::applied) << (ok.error ? ok.error->to_string() : "");
+  EXPECT_EQ(cfg.read()->string_list("tags"), std::vector<std::string>{"\xc3\xa9t\xc3\xa9"});
+
+  save_in_place(main, "a = 42\n\xc3\xa9t\xc3\xa9 = 1\n");
+  const auto bad = cfg.reload();
+  ASSERT_EQ(bad.result, save_report::outcome::rejected);
+  ASSERT_TRUE(bad.error);
+  EXPECT_EQ(bad.error->to_string(), main.string() + ":2:1: non-ASCII character U+00E9 outside a string or comment "
+                                                    "(TOML keys and values are ASCII)");
+}
 
 }  // namespace

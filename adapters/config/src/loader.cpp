@@ -3,6 +3,7 @@
 
 #include "hotswap/config/loader.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -155,6 +156,155 @@ config_error at(const std::string& file, const key_positions& where, const std::
   return e;
 }
 
+/// The code point of the UTF-8 sequence at text[i], or nothing if it is not
+/// valid UTF-8 there (toml++ reports invalid UTF-8 inside strings itself).
+std::optional<char32_t> utf8_at(std::string_view text, std::size_t i) {
+  const auto u = static_cast<unsigned char>(text[i]);
+  const std::size_t n = u >= 0xf0 ? 4 : u >= 0xe0 ? 3 : u >= 0xc2 ? 2 : 0;
+  if (n == 0 || u > 0xf4 || i + n > text.size()) return std::nullopt;
+  char32_t cp = u & (0x7fu >> n);
+  for (std::size_t k = 1; k < n; ++k) {
+    const auto b = static_cast<unsigned char>(text[i + k]);
+    if ((b & 0xc0) != 0x80) return std::nullopt;
+    cp = (cp << 6) | (b & 0x3fu);
+  }
+  const char32_t least = n == 2 ? 0x80 : n == 3 ? 0x800 : 0x10000;
+  if (cp < least || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return std::nullopt;
+  return cp;
+}
+
+/// A lexical pass before toml++ that refuses, with their position, what
+/// toml++ 3.3.0 mishandles (all found by the config_loader fuzz target):
+/// - raw control characters (TOML allows none but tab and line ends,
+///   anywhere); toml++'s parse_key() asserts on a NUL after '[';
+/// - any byte >= 0x80 outside strings and comments: TOML allows non-ASCII
+///   only there (bare keys are [A-Za-z0-9_-]), and toml++ passes any
+///   non-ASCII character it meets where a key, a value or the end of one
+///   should be to a whitespace check that reaches TOML_UNREACHABLE
+///   (" o\xc3\xb9 rt");
+/// - for the same reason, a non-ASCII character right after a backslash in a
+///   basic string, or first after a multi-line string's line-ending backslash.
+/// It follows just enough of the grammar to know what toml++ reads as a
+/// string or a comment: '#' to the line end; "..." and """...""" with
+/// backslash escapes; '...' and '''...''' without; a multi-line closing run
+/// may carry up to two more quotes of content. A quote opens a string only
+/// where a key or a value starts (at a line start, after '=', '[', '{', ',',
+/// or a dotted key's '.'); inside a bare token (x = 1979-05-27T'...) toml++
+/// reads it as part of the token, and so does this scan. An unterminated
+/// single-line string ends at its line end (toml++ then reports it). Columns
+/// count characters, as toml++'s do.
+std::optional<config_error> pre_lex(std::string_view text, const std::string& file) {
+  enum class state { code, comment, basic, literal, multi_basic, multi_literal };
+  state in = state::code;
+  bool value = false;  // code: a value is expected or being read, not a key
+  bool opens = true;   // code: a quote here starts a string
+  std::string nest;    // open '[' of a table header ('h'), arrays '[' and inline tables '{'
+  bool escaped = false;   // basic strings: the previous byte was a backslash
+  bool trimming = false;  // multi-line basic: after a line-ending backslash, before the next text
+  std::uint32_t line = 1, column = 1;
+  const auto run_of = [&](std::size_t i, char quote) {
+    std::size_t n = 0;
+    while (i + n < text.size() && text[i + n] == quote) ++n;
+    return n;
+  };
+  const auto end_line = [&] {
+    if (!nest.empty() && nest.back() == '[') return;  // only arrays span lines
+    nest.clear();
+    value = false;
+    opens = true;
+  };
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t' && c != '\n' && c != '\r') || u == 0x7f) {
+      char code[8];
+      std::snprintf(code, sizeof code, "U+%04X", u);
+      return config_error{file, line, column, std::string("control character ") + code + " is not allowed in TOML"};
+    }
+    const char* where = in == state::code ? "outside a string or comment (TOML keys and values are ASCII)"
+                        : escaped         ? "after a backslash (not a TOML escape)"
+                        : trimming        ? "first after a line-ending backslash (toml++ cannot read it; escape it)"
+                                          : nullptr;
+    if (u >= 0x80 && where != nullptr) {
+      char what[40];
+      if (const auto cp = utf8_at(text, i))
+        std::snprintf(what, sizeof what, "non-ASCII character U+%04X", static_cast<unsigned>(*cp));
+      else
+        std::snprintf(what, sizeof what, "byte 0x%02X (not UTF-8)", u);
+      return config_error{file, line, column, std::string(what) + " " + where};
+    }
+    const char top = nest.empty() ? '\0' : nest.back();
+    std::size_t width = 1;  // bytes this step consumes: more only for a run of quotes
+    if (in == state::code) {
+      if (c == '"' || c == '\'') {
+        if (opens) {
+          const bool multi = run_of(i, c) >= 3;
+          in = c == '"' ? (multi ? state::multi_basic : state::basic) : (multi ? state::multi_literal : state::literal);
+          width = multi ? 3 : 1;
+        }
+        opens = false;
+      } else if (c == '#') {
+        in = state::comment;
+      } else if (c == '\n') {
+        end_line();
+      } else if (c == ' ' || c == '\t' || c == '\r') {
+        // separates tokens; a quote after a finished key or value is still not a string
+      } else if (c == '=' && !value) {
+        value = opens = true;
+      } else if (c == '.' && !value) {
+        opens = true;
+      } else if (c == '[' && opens && (value || nest.empty() || nest == "h")) {
+        nest += value ? '[' : 'h';  // a value's array, or a table header's '[' or '[['
+      } else if (c == '{' && opens && value) {
+        nest += '{';
+        value = false;
+      } else if (c == ',' && (top == '[' || top == '{')) {
+        value = top == '[';
+        opens = true;
+      } else if ((c == ']' && (top == '[' || top == 'h')) || (c == '}' && top == '{')) {
+        nest.pop_back();
+        value = true;
+        opens = false;
+      } else {
+        opens = false;  // a bare token, or a character toml++ refuses
+      }
+    } else if (in == state::comment) {
+      if (c == '\n') in = state::code, end_line();
+    } else if (escaped) {
+      escaped = false;
+      trimming = in == state::multi_basic && (c == ' ' || c == '\t' || c == '\r' || c == '\n');
+      if (c == '\n' && in == state::basic) in = state::code, end_line();
+    } else if (trimming && (c == ' ' || c == '\t' || c == '\r' || c == '\n')) {
+      // still trimming
+    } else {
+      trimming = false;
+      if (c == '\n') {
+        if (in == state::basic || in == state::literal) in = state::code, end_line();
+      } else if ((in == state::basic || in == state::multi_basic) && c == '\\') {
+        escaped = true;
+      } else if ((in == state::basic && c == '"') || (in == state::literal && c == '\'')) {
+        in = state::code;
+      } else if ((in == state::multi_basic && c == '"') || (in == state::multi_literal && c == '\'')) {
+        width = run_of(i, c);
+        if (width >= 3) {
+          in = state::code;
+          width = std::min<std::size_t>(width, 5);  // up to two quotes of content, then the closing three
+        }
+      }
+    }
+    for (const std::size_t end = i + width; i < end; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else if ((static_cast<unsigned char>(text[i]) & 0xc0) != 0x80) {
+        ++column;  // not a UTF-8 continuation byte: a new character
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 /// Bare keys as they are; anything else quoted.
 std::string key_segment(std::string_view name) {
   bool bare = !name.empty();
@@ -204,24 +354,9 @@ load_result load(std::string_view text, std::string file, const schema* rules, l
                                     std::to_string(limits.max_bytes)};
     return result;
   }
-  // TOML allows no raw control characters but tab and line ends. Refusing
-  // them here also keeps them from toml++ 3.3.0, whose parse_key() asserts on
-  // a NUL after '[' (found by the config_loader fuzz target).
-  std::uint32_t line = 1, column = 1;
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if ((u < 0x20 && c != '\t' && c != '\n' && c != '\r') || u == 0x7f) {
-      char code[8];
-      std::snprintf(code, sizeof code, "U+%04X", u);
-      result.error = {file, line, column, std::string("control character ") + code + " is not allowed in TOML"};
-      return result;
-    }
-    if (c == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
+  if (auto error = pre_lex(text, file)) {
+    result.error = std::move(*error);
+    return result;
   }
   try {
     toml::table root;
