@@ -8,12 +8,19 @@ namespace hotswap::stress {
 #ifdef HOTSWAP_STRESS_DB
 std::vector<host_case> run_db_scenario(const host_config& config);  // scenarios/db.cpp
 #endif
+#ifdef HOTSWAP_STRESS_CONFIG
+std::vector<host_case> run_config_scenario(const host_config& config);  // scenarios/config.cpp
+#endif
 
 const std::vector<host_scenario_entry>& all_host_scenarios() {
   static const std::vector<host_scenario_entry> list = {
 #ifdef HOTSWAP_STRESS_DB
       {"db", "SQLite connections under load while their function container is swapped (adapters/db)",
        &run_db_scenario},
+#endif
+#ifdef HOTSWAP_STRESS_CONFIG
+      {"config", "a TOML file saved while readers run: save-to-visible latency, reader cost, no torn snapshot",
+       &run_config_scenario},
 #endif
   };
   return list;
