@@ -1,5 +1,6 @@
 #include <hotswap/http/config.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <limits>
@@ -101,7 +102,8 @@ void load_config_file(server_config& c, const std::filesystem::path& file) {
   if (!in) throw config_error(file.string() + ": cannot read the config file");
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
-    std::string_view s = trim(line.substr(0, line.find('#')));
+    line.resize(std::min(line.size(), line.find('#')));
+    const std::string_view s = trim(line);
     if (s.empty()) continue;
     const auto eq = s.find('=');
     try {

@@ -159,7 +159,11 @@ class connection final : public closable, public std::enable_shared_from_this<co
     version_ = req.version();
     keep_alive_ = req.keep_alive();
     if (req.method() == bhttp::verb::unknown)
-      return write(host_response(bhttp::status::not_implemented, "method not implemented", version_), true);
+      return refuse(bhttp::status::not_implemented, "method not implemented");
+    // Beast frames a body only by Content-Length or a final "chunked"; any
+    // other transfer coding is one we do not implement (RFC 9112 6.1).
+    if (req.count(bhttp::field::transfer_encoding) != 0 && !req.chunked())
+      return refuse(bhttp::status::not_implemented, "transfer coding not implemented");
     handler_.on_request(this->shared_from_this(), std::move(req));
   }
 
@@ -173,9 +177,14 @@ class connection final : public closable, public std::enable_shared_from_this<co
              ec != bhttp::error::partial_message && ec != bhttp::error::need_more)
       s = bhttp::status::bad_request;
     else return close();  // eof, reset, timeout, shutdown: nobody to answer
-    handler_.on_refused(static_cast<unsigned>(s));
     busy_ = true;
-    write(host_response(s, ec.message(), version_), true);
+    refuse(s, ec.message());
+  }
+
+  // The host's own answer to a request it will not pass on; then close.
+  void refuse(bhttp::status s, std::string_view why) {
+    handler_.on_refused(static_cast<unsigned>(s));
+    write(host_response(s, why, version_), true);
   }
 
   void write(response res, bool must_close = false) {
