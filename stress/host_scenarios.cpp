@@ -8,12 +8,19 @@ namespace hotswap::stress {
 #ifdef HOTSWAP_STRESS_DB
 std::vector<host_case> run_db_scenario(const host_config& config);  // scenarios/db.cpp
 #endif
+#ifdef HOTSWAP_STRESS_HTTP
+std::vector<host_case> run_http_scenario(const host_config& config);  // scenarios/http.cpp
+#endif
 
 const std::vector<host_scenario_entry>& all_host_scenarios() {
   static const std::vector<host_scenario_entry> list = {
 #ifdef HOTSWAP_STRESS_DB
       {"db", "SQLite connections under load while their function container is swapped (adapters/db)",
        &run_db_scenario},
+#endif
+#ifdef HOTSWAP_STRESS_HTTP
+      {"http", "hotswap-httpd on loopback under load, its application swapped every 50 ms (adapters/http)",
+       &run_http_scenario},
 #endif
   };
   return list;

@@ -196,24 +196,24 @@ server::impl::impl(server_config c) : config(std::move(c)), audit(std::make_shar
   ro.loader.log = [a = audit](const module_event& e) { a->add(e); };
   registry.emplace(domain, std::move(ro));
 
-  // Longest prefix first, so the first match is the most specific.
+  // Modules in the order the routes name them; then the routes, longest
+  // prefix first, so the first match is the most specific.
+  for (const route_config& r : config.routes) {
+    const auto known = registry->names();
+    if (std::find(known.begin(), known.end(), r.module) != known.end()) continue;
+    if (r.file.empty())
+      throw config_error("route " + r.prefix + ": module '" + r.module + "' is not loaded by an earlier route; give MODULE:FILE");
+    const auto file = resolve_plugin_file(config.plugin_dir, r.file);
+    if (const auto* refusal = std::get_if<admin_refusal>(&file))
+      throw config_error("route " + r.prefix + ": " + refusal->message);
+    registry->add<hotswap_http_app>("startup", r.module, std::get<std::filesystem::path>(file));
+  }
   std::vector<route_config> rc = config.routes;
   std::stable_sort(rc.begin(), rc.end(), [](const auto& a, const auto& b) { return a.prefix.size() > b.prefix.size(); });
-  const auto names = [&] { return registry->names(); };
-  for (const route_config& r : rc) {
-    const auto known = names();
-    if (std::find(known.begin(), known.end(), r.module) == known.end()) {
-      if (r.file.empty())
-        throw config_error("route " + r.prefix + ": module '" + r.module + "' is not loaded by an earlier route; give MODULE:FILE");
-      const auto file = resolve_plugin_file(config.plugin_dir, r.file);
-      if (const auto* refusal = std::get_if<admin_refusal>(&file))
-        throw config_error("route " + r.prefix + ": " + refusal->message);
-      registry->add<hotswap_http_app>("startup", r.module, std::get<std::filesystem::path>(file));
-    }
+  for (const route_config& r : rc)
     routes.push_back(std::make_unique<route_entry>(r.prefix, r.module, routes.size(),
                                                    registry->get<hotswap_http_app>(r.module),
                                                    r.policy.value_or(config.policy)));
-  }
 
   limits = {config.max_header_bytes, config.max_body_bytes, config.idle_timeout, config.read_timeout,
             config.write_timeout};
