@@ -11,7 +11,10 @@ function(run)
 endfunction()
 
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/kernel -DCMAKE_CXX_COMPILER=${CXX}
-    -DHOTSWAP_BUILD_TESTS=OFF -DHOTSWAP_BUILD_BENCH=OFF -DHOTSWAP_BUILD_STRESS=OFF -DCMAKE_INSTALL_PREFIX=${prefix})
+    -DHOTSWAP_BUILD_TESTS=OFF -DHOTSWAP_BUILD_BENCH=OFF -DHOTSWAP_BUILD_STRESS=OFF -DHOTSWAP_BUILD_ADAPTERS=OFF
+    -DCMAKE_INSTALL_PREFIX=${prefix})
+# The modules layer ships two small programs (hotswap-seal, hotswap-preflight).
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/kernel)
 run(${CMAKE_COMMAND} --install ${WORK_DIR}/kernel)
 
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install/consumer -B ${WORK_DIR}/by-find-package
