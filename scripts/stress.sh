@@ -90,7 +90,7 @@ echo "stress: waiting for $lock"
   elapsed=$(( $(date +%s) - start ))
 } 9>"$lock"
 for f in latency throughput1 throughput pinned; do
-  tail -n 1 "$tmp/$f.log" | grep -q ' 0 failed$' || { echo "stress: $f run FAILED verification"; status=1; }
+  tail -n 1 "$tmp/$f.log" | grep -Eq '^[0-9]+ passed, 0 failed, [0-9]+ skipped$' || { echo "stress: $f run FAILED verification"; status=1; }
 done
 
 # ---- JSON: both rig outputs, verbatim, under one roof ------------------------
