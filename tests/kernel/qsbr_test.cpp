@@ -6,6 +6,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <memory>
+#include <string>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -122,6 +125,56 @@ TEST(qsbr_grace, silent_thread_is_reported_and_delays_only_reclamation) {
   silent.join();
   d.barrier();
   EXPECT_EQ(deleted.load(), 1);
+}
+
+/// Whether thread `tid` of this process is blocked in futex(2) (its
+/// /proc/self/task/TID/syscall starts with the syscall number).
+bool blocked_in_futex(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  long number = -1;
+  in >> number;
+  return number == SYS_futex;
+}
+
+TEST(qsbr_grace, thread_exit_wakes_a_grace_period_sleeping_on_it) {
+  // The grace period waits for an online thread that never announces; once
+  // it sleeps on the futex, the thread exits. Its record going offline must
+  // wake the grace period; without the wake it would sleep until its stall
+  // limit, an hour here, so "returned within 30 s" tells the two apart.
+  domain_options o;
+  o.stall_threshold = std::chrono::hours(1);
+  auto d = std::make_unique<qsbr_domain>(o);
+  std::atomic<bool> registered{false}, leave{false}, synchronized{false};
+  std::thread online([&] {
+    d->attach();
+    registered.store(true);
+    while (!leave.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });  // exits without announcing: the record goes back at thread exit
+  while (!registered.load()) std::this_thread::yield();
+  std::atomic<pid_t> writer_tid{0};
+  std::thread writer([&, dom = d.get()] {
+    writer_tid.store(static_cast<pid_t>(::syscall(SYS_gettid)));
+    dom->synchronize();
+    synchronized.store(true);
+  });
+  while (writer_tid.load() == 0) std::this_thread::yield();
+  const auto wait_for = [](const auto& done, std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    return done();
+  };
+  ASSERT_TRUE(wait_for([&] { return blocked_in_futex(writer_tid.load()); }, std::chrono::seconds(10)))
+      << "the grace period never slept on the silent thread";
+  leave.store(true);
+  online.join();
+  if (!wait_for([&] { return synchronized.load(); }, std::chrono::seconds(30))) {
+    ADD_FAILURE() << "the thread's exit did not wake the grace period sleeping on it";
+    writer.detach();         // asleep for the hour: leave it and its domain behind
+    static_cast<void>(d.release());
+    return;
+  }
+  writer.join();
 }
 
 }  // namespace

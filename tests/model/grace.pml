@@ -32,8 +32,8 @@
  *                              writer flags the readers that look active
  *                              before membarrier (W1), and waits for a pending
  *                              reader by reading the futex word (W2), raising
- *                              the reader's flag if this call has not (then
- *                              membarrier again), re-checking, and sleeping
+ *                              the reader's flag if it is down (an exchange:
+ *                              then membarrier again), re-checking, and sleeping
  *                              until the word changes; a reader leaving its
  *                              outermost section loads its flag (W4) and, if
  *                              set, clears it and bumps the word (a locked
@@ -44,8 +44,6 @@
  *                              membarrier instead of before it
  *   -DSLEEP_WAIT -DMUTANT_SEQ_AFTER_RECHECK   the writer reads the futex word
  *                              after its re-check instead of before it
- *   -DSLEEP_WAIT -DMUTANT_WAKE_ON_NESTED      a nested unlock also takes the
- *                              flag (and wakes), the outermost one finds none
  *   -DNEW_RECORD               reader 1 starts with a brand-new record that is
  *                              not in the list yet: it links it (locked CAS on
  *                              the list head, then the claim fence) before its
@@ -215,12 +213,7 @@ inline rd_unlock() {
      take_flag_and_wake();             /* L: only the outermost unlock wakes  */
 #endif
      e = 0                             /* (dead local, reset for the search)  */
-  :: else ->
-#if defined(SLEEP_WAIT) && defined(MUTANT_WAKE_ON_NESTED)
-     take_flag_and_wake()              /* MUTANT: still inside, but wakes     */
-#else
-     skip
-#endif
+  :: else -> skip
   fi
 }
 
@@ -393,10 +386,10 @@ inline wait_reader(r) {
         seq = wake;                    /* G: read the futex word first        */
 #endif
         if
-        :: !covered[r] ->              /* F, then M: membarrier again         */
-           wake_wanted[r] = true; covered[r] = true;
-           flush(0); flush(1)
-        :: else -> skip
+        :: atomic { !wake_wanted[r] ->  /* W1 found the flag down (exchange)  */
+           wake_wanted[r] = true };
+           flush(0); flush(1)          /* then M: membarrier again            */
+        :: else -> skip                /* still up: an earlier M covers it    */
         fi;
         if
         :: (!IS_ACTIVE(state[r]) || EPOCH_OF(state[r]) >= target) -> break
@@ -427,7 +420,7 @@ inline wait_reader(r) {
 /* F for a reader that looks inside an old section (C++ ask_to_wake) */
 inline ask_to_wake(r) {
   if
-  :: pend[r] && IS_ACTIVE(state[r]) -> wake_wanted[r] = true; covered[r] = true
+  :: pend[r] && IS_ACTIVE(state[r]) -> wake_wanted[r] = true
   :: else -> skip
   fi
 }
@@ -440,7 +433,6 @@ proctype Writer() {
   bool pend[NR];      /* reader still pending in this grace period          */
   byte polls;
 #ifdef SLEEP_WAIT
-  bool covered[NR];   /* this call raised r's flag before its own barrier   */
   byte seq;           /* futex word read before the re-check               */
 #endif
 
@@ -482,7 +474,7 @@ proctype Writer() {
         flush(0);
         flush(1)
 #if defined(SLEEP_WAIT) && defined(MUTANT_FLAG_AFTER_BARRIER)
-        ; ask_to_wake(0);              /* MUTANT: F after M, still "covered"  */
+        ; ask_to_wake(0);              /* MUTANT: F after M, then trusted     */
         ask_to_wake(1)
 #endif
      :: else -> skip
@@ -496,7 +488,7 @@ proctype Writer() {
      wait_reader(1);
      target = 0;
 #ifdef SLEEP_WAIT
-     covered[0] = false; covered[1] = false; seq = 0;
+     seq = 0;
 #endif
 
      /* ---- reclaim: C++ delete old ---- */

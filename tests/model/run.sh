@@ -54,7 +54,6 @@ configs=(
   "model membarrier + sleeping wait|safety|-DSLEEP_WAIT|verify"
   "mutant sleep flag-after-barrier|safety|-DSLEEP_WAIT -DMUTANT_FLAG_AFTER_BARRIER|reject"
   "mutant sleep seq-after-recheck|safety|-DSLEEP_WAIT -DMUTANT_SEQ_AFTER_RECHECK|reject"
-  "mutant sleep wake-on-nested|safety|-DSLEEP_WAIT -DMUTANT_WAKE_ON_NESTED|reject"
   "model membarrier + new record|safety|-DNEW_RECORD|verify"
   "model fence + new record|safety|-DNEW_RECORD -DFENCE_MODE|verify"
   "mutant link-without-barrier|safety|-DNEW_RECORD -DMUTANT_LINK_WITHOUT_BARRIER|reject"

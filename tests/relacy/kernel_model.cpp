@@ -51,6 +51,14 @@ enum class mutant {
   no_claim_fence,         // claim/link: drop the claim F
   retire_store_buffering, // R1 release only, R2 acquire only (the shape before the fix)
   pin_release_relaxed,    // P1 relaxed
+  flag_after_membarrier,  // sleeping wait: W1 raised after M instead of before it
+  late_futex_read,        // sleeping wait: W2 after the re-check instead of before it
+  trust_earlier_raise,    // sleeping wait: a reader whose flag this call raised once is not asked again
+                          // (the kernel before the fix Relacy found: a wake lost for 100 ms)
+  qsbr_announce_relaxed,  // QSBR: Q relaxed
+  qsbr_no_online_fence,   // QSBR: online() without its fence
+  qsbr_no_wake_fence,     // QSBR: the writer's fence between F and its re-check dropped
+  qsbr_exit_without_wake, // QSBR: a thread giving its record back stores `offline` and wakes nobody
 };
 
 struct options {
@@ -59,35 +67,63 @@ struct options {
 };
 inline options opt;  // set by main() before each simulation
 
-// The IPI model of membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) for one reader.
+// The IPI model of membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) for one
+// reader. Each call is a numbered request; the reader takes the IPI (a seq_cst
+// fence, then an acknowledgement with release) at any point between its shared
+// accesses, and once it has finished every later request counts as taken (a
+// thread that is gone needs no barrier; its exit was a full one).
 struct membarrier_model {
+  static constexpr int gone = 1 << 30;
   rl::atomic<int> request;
   rl::atomic<int> ack;
-  bool acked = false;  // reader's own
+  int taken = 0;  // reader's own
 
   void reset() {
     request($).store(0, rl::mo_relaxed);
     ack($).store(0, rl::mo_relaxed);
-    acked = false;
+    taken = 0;
   }
   // Writer side.
   void membarrier() {
     rl::atomic_thread_fence(rl::mo_seq_cst, $);
-    request($).store(1, rl::mo_release);
-    while (ack($).load(rl::mo_acquire) == 0) rl::yield(1, $);
+    const int mine = request($).fetch_add(1, rl::mo_release) + 1;
+    while (ack($).load(rl::mo_acquire) < mine) rl::yield(1, $);
     rl::atomic_thread_fence(rl::mo_seq_cst, $);
   }
   // Reader side: a point where the IPI may land.
   void may_interrupt() {
-    if (!acked && request($).load(rl::mo_acquire) == 1) take();
+    const int r = request($).load(rl::mo_acquire);
+    if (r > taken) take(r);
   }
-  void reader_finished() {
-    if (!acked) take();  // descheduled for good: the switch is a full barrier
-  }
-  void take() {
+  void reader_finished() { take(gone); }
+  void take(int r) {
     rl::atomic_thread_fence(rl::mo_seq_cst, $);
-    ack($).store(1, rl::mo_release);
-    acked = true;
+    ack($).store(r, rl::mo_release);
+    taken = r;
+  }
+};
+
+// futex(2) on one word: FUTEX_WAIT compares the word and sleeps as one step
+// with respect to FUTEX_WAKE (the kernel's hash-bucket lock, here a mutex), so
+// a wake issued after a bump the waiter did not see still wakes it. No
+// timeout: a lost wake-up leaves the writer asleep forever, which Relacy
+// reports as a deadlock. (Relacy's condition variable also wakes spuriously,
+// as futex_wait may.)
+struct futex_model {
+  rl::atomic<std::uint32_t> word;
+  rl::mutex bucket;
+  rl::condition_variable sleepers;
+
+  void reset() { word($).store(0, rl::mo_relaxed); }
+  void wait(std::uint32_t expected) {
+    bucket.lock($);
+    if (word($).load(rl::mo_seq_cst) == expected) sleepers.wait(bucket, $);
+    bucket.unlock($);
+  }
+  void wake_all() {
+    bucket.lock($);
+    sleepers.notify_all($);
+    bucket.unlock($);
   }
 };
 
@@ -96,6 +132,7 @@ struct record {
   rl::atomic<bool> in_use;
   rl::atomic<std::uint64_t> state;
   rl::atomic<int> next;  // index, -1 = end (immutable once linked)
+  rl::atomic<std::uint32_t> wake_wanted;
 };
 
 // The shared world of the grace-period tests: a slot with two versions.
@@ -106,6 +143,7 @@ struct world {
   rl::atomic<int> current;  // the slot: version index
   rl::var<int> payload[2];
   membarrier_model mb;
+  futex_model wake;
 
   void reset(bool record_linked, bool record_in_use) {
     epoch($).store(epoch_step, rl::mo_relaxed);
@@ -113,9 +151,11 @@ struct world {
     rec.in_use($).store(record_in_use, rl::mo_relaxed);
     rec.state($).store(opt.fence_mode ? fence_flag : 0, rl::mo_relaxed);
     rec.next($).store(-1, rl::mo_relaxed);
+    rec.wake_wanted($).store(0, rl::mo_relaxed);
     current($).store(0, rl::mo_relaxed);
     payload[0]($) = 100;
     mb.reset();
+    wake.reset();
   }
 
   void may_interrupt() {
@@ -136,6 +176,12 @@ struct world {
     RL_ASSERT(payload[v]($) != dead);
     may_interrupt();
     rec.state($).store(e | (s & fence_flag), rl::mo_release);  // E
+    may_interrupt();
+    if (rec.wake_wanted($).load(rl::mo_relaxed) != 0) {  // W4
+      rec.wake_wanted($).store(0, rl::mo_relaxed);
+      wake.word($).fetch_add(1, rl::mo_release);  // W3
+      wake.wake_all();
+    }
     may_interrupt();
   }
 
@@ -181,17 +227,35 @@ struct world {
       pending = !done_without_barrier(rec.state($).load(rl::mo_acquire), target);  // D
     }
     if (!pending) return;
-    bool barrier_done = opt.fence_mode;
-    for (;;) {
-      const std::uint64_t s = rec.state($).load(rl::mo_acquire);  // D
-      if (barrier_done ? done_after_barrier(s, target) : done_without_barrier(s, target)) return;
-      if (!barrier_done) {
-        if (opt.weaken != mutant::no_membarrier) mb.membarrier();  // M
-        barrier_done = true;
-        continue;
-      }
-      rl::yield(1, $);
+    if (opt.fence_mode) {
+      // Fence mode trusts `inactive` at once; its sleep is bounded (a wake
+      // can be lost there by design), modelled as polling.
+      while (!done_after_barrier(rec.state($).load(rl::mo_acquire), target)) rl::yield(1, $);  // D
+      return;
     }
+    // membarrier_after has passed: raise the flag of a reader that looks
+    // inside (W1), then M, then sleep until it leaves, as the kernel does.
+    bool raised = false;
+    const bool inside = (rec.state($).load(rl::mo_acquire) & depth_mask) != 0;  // D
+    if (inside && opt.weaken != mutant::flag_after_membarrier) raised = true, ask_to_wake();
+    if (opt.weaken != mutant::no_membarrier) mb.membarrier();  // M
+    if (inside && opt.weaken == mutant::flag_after_membarrier) raised = true, ask_to_wake();
+    while (!done_after_barrier(rec.state($).load(rl::mo_acquire), target)) sleep_until_woken(target, raised);  // D
+  }
+
+  // W1; true when the flag was down (a barrier must follow before the re-check).
+  bool ask_to_wake() { return rec.wake_wanted($).exchange(1, rl::mo_relaxed) == 0; }
+
+  // epoch_grace::sleep_until_woken() after the barrier.
+  void sleep_until_woken(std::uint64_t target, bool& raised) {
+    std::uint32_t seq = 0;
+    if (opt.weaken != mutant::late_futex_read) seq = wake.word($).load(rl::mo_acquire);  // W2
+    const bool fresh = opt.weaken == mutant::trust_earlier_raise ? !raised && ask_to_wake() : ask_to_wake();
+    raised = true;
+    if (fresh) mb.membarrier();  // M
+    if (done_after_barrier(rec.state($).load(rl::mo_acquire), target)) return;  // D: the re-check
+    if (opt.weaken == mutant::late_futex_read) seq = wake.word($).load(rl::mo_acquire);
+    wake.wait(seq);
   }
 };
 
@@ -236,6 +300,90 @@ struct claim_free_test : rl::test_suite<claim_free_test, 2> {
       if (!opt.fence_mode) w.mb.reader_finished();
     } else {
       w.publish_and_reclaim();
+    }
+  }
+};
+
+// qsbr_grace.hpp: a registered thread reads, announces a quiescent state,
+// goes offline and online again, reads, and gives its record back (thread
+// exit or detach()), against a writer that publishes, waits (sleeping on the
+// futex once it has asked to be woken) and reclaims.
+struct qsbr_test : rl::test_suite<qsbr_test, 2> {
+  static constexpr std::uint64_t offline_state = 0;
+  rl::atomic<std::uint64_t> epoch;
+  rl::atomic<std::uint64_t> state;
+  rl::atomic<std::uint32_t> wake_wanted;
+  rl::atomic<int> current;
+  rl::var<int> payload[2];
+  futex_model wake;
+
+  void before() {
+    epoch($).store(1, rl::mo_relaxed);
+    state($).store(1, rl::mo_relaxed);  // claimed and online (on_claim)
+    wake_wanted($).store(0, rl::mo_relaxed);
+    current($).store(0, rl::mo_relaxed);
+    payload[0]($) = 100;
+    wake.reset();
+  }
+
+  // ---- reader ----
+  void read() {
+    const int v = current($).load(rl::mo_acquire);  // pairs with the publish exchange
+    RL_ASSERT(payload[v]($) != dead);
+  }
+  void announce(std::uint64_t value) {
+    state($).store(value, opt.weaken == mutant::qsbr_announce_relaxed ? rl::mo_relaxed : rl::mo_release);  // Q
+    rl::atomic_thread_fence(rl::mo_seq_cst, $);  // pairs with the writer's fence after F
+    if (wake_wanted($).load(rl::mo_relaxed) != 0) {  // L
+      wake_wanted($).store(0, rl::mo_relaxed);
+      wake.word($).fetch_add(1, rl::mo_release);  // H
+      wake.wake_all();
+    }
+  }
+  void quiescent() {
+    const std::uint64_t e = epoch($).load(rl::mo_acquire);  // B
+    if (e != state($).load(rl::mo_relaxed)) announce(e);
+  }
+  void online() {
+    state($).store(epoch($).load(rl::mo_acquire), rl::mo_relaxed);  // B
+    if (opt.weaken != mutant::qsbr_no_online_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);
+  }
+  void give_record_back() {  // on_release()
+    if (opt.weaken == mutant::qsbr_exit_without_wake) state($).store(offline_state, rl::mo_release);
+    else announce(offline_state);
+  }
+
+  // ---- writer: publish, qsbr_grace::synchronize(), reclaim ----
+  bool done(std::uint64_t target) {
+    const std::uint64_t s = state($).load(rl::mo_acquire);  // D
+    return s == offline_state || s >= target;
+  }
+  void synchronize() {
+    const std::uint64_t target = epoch($).fetch_add(1, rl::mo_seq_cst) + 1;  // A
+    rl::atomic_thread_fence(rl::mo_seq_cst, $);  // pairs with online()'s fence
+    while (!done(target)) {
+      const std::uint32_t seq = wake.word($).load(rl::mo_acquire);  // G: pairs with H
+      wake_wanted($).store(1, rl::mo_relaxed);                      // F
+      if (opt.weaken != mutant::qsbr_no_wake_fence) rl::atomic_thread_fence(rl::mo_seq_cst, $);
+      if (done(target)) return;
+      wake.wait(seq);
+    }
+  }
+
+  void thread(unsigned id) {
+    if (id == 0) {
+      read();
+      quiescent();
+      read();
+      announce(offline_state);  // offline()
+      online();
+      read();
+      give_record_back();
+    } else {
+      payload[1]($) = 200;
+      const int old = current($).exchange(1, rl::mo_acq_rel);  // publish
+      synchronize();
+      payload[old]($) = dead;  // the deleter
     }
   }
 };
@@ -356,7 +504,7 @@ int main(int argc, char** argv) {
   using namespace model;
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: %s grace_fence|grace_membarrier|claim_new|claim_new_fence|claim_free|retire_barrier|pin_park [mutant]\n",
+                 "usage: %s grace_fence|grace_membarrier|claim_new|claim_new_fence|claim_free|retire_barrier|pin_park|qsbr [mutant]\n",
                  argv[0]);
     return 2;
   }
@@ -368,6 +516,13 @@ int main(int argc, char** argv) {
   else if (m == "no_claim_fence") opt.weaken = mutant::no_claim_fence;
   else if (m == "retire_store_buffering") opt.weaken = mutant::retire_store_buffering;
   else if (m == "pin_release_relaxed") opt.weaken = mutant::pin_release_relaxed;
+  else if (m == "flag_after_membarrier") opt.weaken = mutant::flag_after_membarrier;
+  else if (m == "late_futex_read") opt.weaken = mutant::late_futex_read;
+  else if (m == "trust_earlier_raise") opt.weaken = mutant::trust_earlier_raise;
+  else if (m == "qsbr_announce_relaxed") opt.weaken = mutant::qsbr_announce_relaxed;
+  else if (m == "qsbr_no_online_fence") opt.weaken = mutant::qsbr_no_online_fence;
+  else if (m == "qsbr_no_wake_fence") opt.weaken = mutant::qsbr_no_wake_fence;
+  else if (m == "qsbr_exit_without_wake") opt.weaken = mutant::qsbr_exit_without_wake;
   else {
     std::fprintf(stderr, "unknown mutant %s\n", m.c_str());
     return 2;
@@ -389,6 +544,8 @@ int main(int argc, char** argv) {
     ok = run<retire_barrier_test>(200000);
   } else if (test == "pin_park") {
     ok = run<pin_park_test>(200000);
+  } else if (test == "qsbr") {
+    ok = run<qsbr_test>(200000);
   } else {
     std::fprintf(stderr, "unknown test %s\n", test.c_str());
     return 2;

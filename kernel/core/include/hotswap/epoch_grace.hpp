@@ -52,6 +52,10 @@
 //   and E is visible to the recheck after M returns. The futex word `wake_`
 //   is read (W2) before the recheck and bumped by the waking reader after W4,
 //   so a wake between the recheck and the sleep makes the sleep return.
+//   Before each sleep the writer raises every pending reader's flag again
+//   with an exchange, and runs M again if one was down: the reader took it to
+//   wake an earlier sleep, and a section it began during that M may carry the
+//   old epoch (tests/relacy, mutant trust_earlier_raise).
 //   In fence mode the reader's unlock has no fence and the writer has no
 //   membarrier: a wake can be lost, so the sleep there is bounded (the
 //   previous fixed 50 us sleep) and a lost wake costs at most that.
@@ -251,14 +255,14 @@ class epoch_grace {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     grace_periods_.fetch_add(1, std::memory_order_relaxed);
 
-    std::vector<waiting> pending;
+    std::vector<reader*> pending;
     readers_.for_each([&](reader& r) {
       // A free record has no section, and a thread claiming it afterwards
       // sees `target` (F: claim() fences after its CAS; we fenced after A).
       // G: acquire pairs with the release in record_list::release(): sections
       // of the thread that gave it back happened before.
       if (!r.in_use.load(std::memory_order_acquire)) return;
-      if (!done_without_barrier(r, target)) pending.push_back({&r, false});
+      if (!done_without_barrier(r, target)) pending.push_back(&r);
     });
     if (pending.empty()) return;
 
@@ -267,17 +271,15 @@ class epoch_grace {
     bool stall_reported = false;
     unsigned polls_after_barrier = 0;
     for (unsigned round = 0;; ++round) {
-      std::erase_if(pending, [&](const waiting& w) {
-        return barrier_done ? done_after_barrier(*w.r, target) : done_without_barrier(*w.r, target);
-      });
+      erase_done(pending, target, barrier_done);
       if (pending.empty()) return;
       HOTSWAP_SCHEDULE_POINT("writer: readers pending");
       const auto waited = std::chrono::steady_clock::now() - start;
       if (!barrier_done && waited >= options_.membarrier_after) {
         // W1 for the readers that look inside an old section: M below then
         // also covers the Dekker argument for them (see the top).
-        for (waiting& w : pending)
-          if ((state_of(*w.r) & depth_mask) != 0) ask_to_wake(w);
+        for (reader* r : pending)
+          if ((state_of(*r) & depth_mask) != 0) ask_to_wake(*r);
         // M: every reader's lock-time store (C) is now visible, and every
         // later section loads the epoch after A.
         detail::membarrier_all();
@@ -315,43 +317,35 @@ class epoch_grace {
   }
 
  private:
-  // A reader this grace period waits for, and whether this call saw its
-  // wake_wanted_ raised before a barrier of its own (M, or the fence in fence
-  // mode): only then may a sleep count on that reader's wake.
-  struct waiting {
-    reader* r;
-    bool covered;
-  };
-
-  /// W1: asks w's reader to wake us when it leaves. Relaxed: the barrier that
-  /// must follow (M or a seq_cst fence) orders it before our recheck.
-  static void ask_to_wake(waiting& w) noexcept {
-    if (w.r->wake_wanted_.load(std::memory_order_relaxed) == 0) w.r->wake_wanted_.store(1, std::memory_order_relaxed);
-    w.covered = true;
-  }
+  /// W1: asks r to wake us when it leaves its outermost section. Returns
+  /// whether the flag was down: a raise the reader may not see until a barrier
+  /// of ours (M, or the fence in fence mode) has run, so one must follow before
+  /// the re-check. An exchange rather than a store: it reads the newest value
+  /// of the flag, so an answer of "up" proves the reader has not consumed an
+  /// earlier raise, which an earlier barrier already covers. (A flag the
+  /// reader consumed, waking an earlier sleep of ours, is down again and is
+  /// raised afresh: trusting the earlier raise instead loses the wake of a
+  /// section that began during our membarrier, as tests/relacy found.)
+  /// Relaxed: the barrier that follows orders it before our re-check.
+  static bool ask_to_wake(reader& r) noexcept { return r.wake_wanted_.exchange(1, std::memory_order_relaxed) == 0; }
 
   /// Sleeps until a pending reader leaves its outermost section, or for at
   /// most `limit`: the stall report; in fence mode 50 us, as a lost wake is
   /// possible there; before the barrier the time left until it (M then
   /// covers the flags raised here, and until then a lost wake costs at most
   /// the rest of membarrier_after). The caller re-checks the records either way.
-  void sleep_until_woken(std::vector<waiting>& pending, std::uint64_t target, bool barrier_done,
+  void sleep_until_woken(std::vector<reader*>& pending, std::uint64_t target, bool barrier_done,
                          std::chrono::nanoseconds limit) {
     // W2: acquire pairs with W3: a wake counted here happened after its E.
     const std::uint32_t seq = wake_.load(std::memory_order_acquire);
     bool fresh = false, asked = barrier_done;
-    for (waiting& w : pending) {
-      if (w.covered) continue;
-      if (!barrier_done) {
-        // W1 for the readers that look inside; not covered until M.
-        if ((state_of(*w.r) & depth_mask) != 0) {
-          w.r->wake_wanted_.store(1, std::memory_order_relaxed);
-          asked = true;
-        }
-        continue;
+    for (reader* r : pending) {
+      if (barrier_done) {
+        fresh |= ask_to_wake(*r);
+      } else if ((state_of(*r) & depth_mask) != 0) {
+        ask_to_wake(*r);  // W1 for the readers that look inside; not covered until M
+        asked = true;
       }
-      ask_to_wake(w);
-      fresh = true;
     }
     if (!asked) {
       // Only idle-looking readers: none would wake us, and a timed sleep
@@ -367,14 +361,18 @@ class epoch_grace {
         membarriers_.fetch_add(1, std::memory_order_relaxed);
       }
     }
-    std::erase_if(pending, [&](const waiting& w) {
-      return barrier_done ? done_after_barrier(*w.r, target) : done_without_barrier(*w.r, target);
-    });
+    erase_done(pending, target, barrier_done);
     if (pending.empty()) return;
     HOTSWAP_SCHEDULE_POINT("writer: about to sleep");
     if (fence_on_lock_) limit = std::min<std::chrono::nanoseconds>(limit, std::chrono::microseconds(50));
     detail::futex_wait(wake_, seq, std::max<std::chrono::nanoseconds>(limit, std::chrono::microseconds(1)));
     sleeps_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  static void erase_done(std::vector<reader*>& pending, std::uint64_t target, bool barrier_done) {
+    std::erase_if(pending, [&](const reader* r) {
+      return barrier_done ? done_after_barrier(*r, target) : done_without_barrier(*r, target);
+    });
   }
 
   // D: acquire pairs with C and E (C after M, or F in fence mode).
@@ -388,9 +386,8 @@ class epoch_grace {
     return (s & depth_mask) == 0 || (s & ~low_bits) >= target;
   }
 
-  void report_stalls(const std::vector<waiting>& pending, std::chrono::nanoseconds waited, std::uint64_t target) {
-    for (const waiting& w : pending) {
-      reader* r = w.r;
+  void report_stalls(const std::vector<reader*>& pending, std::chrono::nanoseconds waited, std::uint64_t target) {
+    for (reader* r : pending) {
       if (done_after_barrier(*r, target)) continue;
       stalls_.fetch_add(1, std::memory_order_relaxed);
       if (options_.on_stall) options_.on_stall({r->tid_.load(std::memory_order_relaxed), waited});

@@ -111,7 +111,10 @@ class qsbr_grace {
       nesting_ = 0;
       online();  // a registered thread starts online, as in liburcu
     }
-    void on_release() noexcept { state_.store(offline_state, std::memory_order_release); }  // pairs with D
+    // A thread giving its record back (exit, detach()) goes offline through
+    // announce(), so a grace period sleeping on it is woken (L) rather than
+    // left asleep until its stall limit (tests/relacy: qsbr_exit_without_wake).
+    void on_release() noexcept { announce(offline_state); }
 
     std::atomic<std::uint64_t> state_{offline_state};  // last announced epoch; 0 = offline
     std::atomic<std::uint32_t> wake_wanted_{0};         // F: raised by a sleeping writer
