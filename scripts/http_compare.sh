@@ -3,21 +3,27 @@
 # each server is measured steady, then while it is changed every 50 ms
 # (hotswap-httpd: POST /admin/swap alternating greeting-1/greeting-2;
 # nginx: `nginx -s reload`), with keep-alive connections and with a new
-# connection per request (Connection: close). Records wrk's requests/s,
-# latency percentiles, socket errors and non-2xx responses side by side:
-#   results/http-compare.json   every run, with command, commit, machine, date
-#   results/http-compare.md     the table
+# connection per request (Connection: close). A second hotswap-httpd runs
+# with mimalloc preloaded (Debian's libmimalloc.so.2): the allocator A/B in
+# the same run. Every (server, connections, phase) runs REPS times,
+# interleaved; tables show medians. Records wrk's requests/s, latency
+# percentiles, socket errors and non-2xx responses side by side:
+#   results/http-compare.json   every run, with command, commit, machine, load, date
+#   results/http-compare.md     the tables (medians) and the ratios against the targets
+#   results/http-compare.png    requests/s and p99 per server, steady and changing
+# Measurement holds /tmp/hotswap-measure.lock (never overlaps another one).
 # Usage: scripts/http_compare.sh [seconds-per-run (default 5)] [workers (default 1)] [connections (default 16)]
-# Environment: HTTP_BUILD_DIR (default build-http-compare), HTTP_OUT (default results)
+# Environment: REPS (default 3), HTTP_BUILD_DIR (default build-http-compare), HTTP_OUT (default results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}
+reps=${REPS:-3}
 workers=${2:-1}
 connections=${3:-16}
 build=${HTTP_BUILD_DIR:-build-http-compare}
 out=${HTTP_OUT:-results}
 interval=0.05
-for tool in wrk nginx curl python3; do
+for tool in wrk nginx curl python3 gnuplot; do
   command -v "$tool" >/dev/null || { echo "http_compare: $tool is not installed (scripts/setup.sh)"; exit 1; }
 done
 
@@ -31,6 +37,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   kill "$(cat "$work/nginx/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+  kill "${loop:-}" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -45,15 +52,24 @@ cp "$build"/adapters/http/apps/greeting-{1,2}.so "$work/plugins/"
 chmod 644 "$work"/plugins/*.so
 head -c 32 /dev/urandom | base64 | tr -d '\n/+=' > "$work/token"
 chmod 600 "$work/token"
-hs_port=$(free_port)
-admin_port=$(free_port)
-"$build/adapters/http/hotswap-httpd" --listen "127.0.0.1:$hs_port" --admin-listen "127.0.0.1:$admin_port" \
-  --threads "$workers" --plugin-dir "$work/plugins" --shadow-dir "$work/shadow" --admin-token-file "$work/token" \
-  --route "/=greeting:greeting-1.so" 2>"$work/httpd.log" &
-pids+=($!)
+mimalloc=$(ls /usr/lib/*/libmimalloc.so.2 2>/dev/null | head -1)
+[ -n "$mimalloc" ] || { echo "http_compare: libmimalloc.so.2 not found (apt-get install libmimalloc2.0)"; exit 1; }
+declare -A port admin
+start_httpd() {  # name [env...]
+  local name=$1; shift
+  port[$name]=$(free_port)
+  admin[$name]=$(free_port)
+  env "$@" "$build/adapters/http/hotswap-httpd" --listen "127.0.0.1:${port[$name]}" \
+    --admin-listen "127.0.0.1:${admin[$name]}" --threads "$workers" --plugin-dir "$work/plugins" \
+    --shadow-dir "$work/shadow-$name" --admin-token-file "$work/token" --route "/=greeting:greeting-1.so" \
+    2>"$work/$name.log" &
+  pids+=($!)
+}
+start_httpd hotswap
+start_httpd hotswap-mimalloc LD_PRELOAD="$mimalloc"
 
 # --- nginx-light, an equivalent tiny response --------------------------------------
-ng_port=$(free_port)
+port[nginx]=$(free_port)
 mkdir -p "$work/nginx/logs"
 cat >"$work/nginx/nginx.conf" <<CONF
 worker_processes $workers;
@@ -64,7 +80,7 @@ http {
   access_log off;
   keepalive_requests 1000000;
   server {
-    listen 127.0.0.1:$ng_port reuseport;
+    listen 127.0.0.1:${port[nginx]} reuseport;
     location / { default_type text/plain; return 200 "hello from greeting-1\n"; }
   }
 }
@@ -72,17 +88,17 @@ CONF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' 2>"$work/nginx/stderr" &
 pids+=($!)
 
-for port in "$hs_port" "$ng_port"; do
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.05; done
+for server in hotswap hotswap-mimalloc nginx; do
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:${port[$server]}/" >/dev/null && break; sleep 0.05; done
 done
 
-swap_loop() {  # $1: hotswap | nginx; runs until killed, counts into $work/$1.changes
+swap_loop() {  # $1: hotswap | hotswap-mimalloc | nginx; runs until killed, counts into $work/$1.changes
   local i=0
   while :; do
-    if [ "$1" = hotswap ]; then
+    if [ "$1" != nginx ]; then
       curl -fs -o /dev/null -H "Authorization: Bearer $(cat "$work/token")" \
         -d "{\"module\":\"greeting\",\"file\":\"greeting-$((i % 2 + 1)).so\"}" \
-        "http://127.0.0.1:$admin_port/admin/swap" && echo >>"$work/$1.changes"
+        "http://127.0.0.1:${admin[$1]}/admin/swap" && echo >>"$work/$1.changes"
     else
       nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -s reload 2>/dev/null && echo >>"$work/$1.changes"
     fi
@@ -92,44 +108,54 @@ swap_loop() {  # $1: hotswap | nginx; runs until killed, counts into $work/$1.ch
 }
 
 runs=()
-measure() {  # server port mode changing
-  local server=$1 port=$2 mode=$3 changing=$4 header=()
+measure() {  # server mode changing rep
+  local server=$1 mode=$2 changing=$3 rep=$4 header=()
   [ "$mode" = new-connection ] && header=(-H "Connection: close")
   : >"$work/$server.changes"
-  local loop=
+  loop=
   if [ "$changing" = yes ]; then swap_loop "$server" & loop=$!; fi
-  wrk -t1 -c"$connections" -d"${seconds}s" --latency "${header[@]}" "http://127.0.0.1:$port/" >"$work/wrk.txt" 2>&1 || true
-  if [ -n "$loop" ]; then kill "$loop"; wait "$loop" 2>/dev/null || true; fi
+  wrk -t1 -c"$connections" -d"${seconds}s" --latency "${header[@]}" "http://127.0.0.1:${port[$server]}/" \
+    >"$work/wrk.txt" 2>&1 || true
+  if [ -n "$loop" ]; then kill "$loop"; wait "$loop" 2>/dev/null || true; loop=; fi
   local changes
   changes=$(wc -l <"$work/$server.changes")
-  local name="$server-$mode-$([ "$changing" = yes ] && echo changing || echo steady)"
+  local name="$server:$mode:$([ "$changing" = yes ] && echo changing || echo steady):$rep"
   cp "$work/wrk.txt" "$work/$name.wrk"
   runs+=("$name:$changes")
   echo "$name: $(grep -E 'Requests/sec' "$work/wrk.txt" | tr -s ' ') changes=$changes"
 }
 
-for mode in keepalive new-connection; do
-  for changing in no yes; do
-    measure hotswap "$hs_port" "$mode" "$changing"
-    measure nginx "$ng_port" "$mode" "$changing"
+exec 9>/tmp/hotswap-measure.lock
+echo "http_compare: waiting for /tmp/hotswap-measure.lock ..."
+flock 9
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date +%s)
+for rep in $(seq "$reps"); do
+  for mode in keepalive new-connection; do
+    for changing in no yes; do
+      for server in hotswap hotswap-mimalloc nginx; do measure "$server" "$mode" "$changing" "$rep"; done
+    done
   done
 done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+elapsed=$(( $(date +%s) - started ))
+flock -u 9
 
 mkdir -p "$out"
 commit=$(git rev-parse --short HEAD)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
-python3 - "$work" "$out" "$commit" "$cpu" "$(nproc)" "$seconds" "$workers" "$connections" "$interval" "${runs[@]}" <<'PY'
-import json, re, sys, datetime, subprocess
-work, out, commit, cpu, cores, seconds, workers, conns, interval = sys.argv[1:10]
+python3 - "$work" "$out" "$commit" "$cpu" "$(nproc)" "$seconds" "$workers" "$connections" "$interval" "$reps" \
+  "$load_before" "$load_after" "$elapsed" "${runs[@]}" <<'PY'
+import json, re, sys, datetime, statistics
+work, out, commit, cpu, cores, seconds, workers, conns, interval, reps, load_before, load_after, elapsed = sys.argv[1:14]
 runs = []
 def to_us(v, unit):
     return float(v) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
-for item in sys.argv[10:]:
+for item in sys.argv[14:]:
     name, changes = item.rsplit(":", 1)
     text = open(f"{work}/{name}.wrk").read()
-    server, rest = name.split("-", 1)
-    mode, phase = rest.rsplit("-", 1)
-    r = {"server": server, "mode": mode, "phase": phase, "changes": int(changes)}
+    server, mode, phase, rep = name.split(":")
+    r = {"server": server, "mode": mode, "phase": phase, "rep": int(rep), "changes": int(changes)}
     m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
     r["requests"] = int(m.group(1)) if m else 0
     m = re.search(r"Requests/sec:\s+([\d.]+)", text)
@@ -144,41 +170,75 @@ for item in sys.argv[10:]:
     r["non_2xx"] = int(m.group(1)) if m else 0
     r["wrk_output"] = text
     runs.append(r)
+busy = float(load_before.split()[0]) > 1.5 or float(load_after.split()[0]) > 3.5
 meta = {
-    "command": f"scripts/http_compare.sh {seconds} {workers} {conns}",
+    "command": f"REPS={reps} scripts/http_compare.sh {seconds} {workers} {conns}",
     "commit": commit, "cpu": cpu, "cores": int(cores),
     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     "wrk": f"wrk -t1 -c{conns} -d{seconds}s --latency (new-connection: -H 'Connection: close')",
-    "change_interval_s": float(interval),
-    "workers": int(workers),
-    "note": "machine shared with other engineers' builds and tests while this ran: absolute numbers are "
-            "noisy; compare the columns of one run only",
+    "change_interval_s": float(interval), "workers": int(workers), "repetitions": int(reps),
+    "loadavg_before": load_before, "loadavg_after": load_after, "measure_seconds": int(elapsed),
+    "note": ("the machine was busy with other work while this ran (see the load averages): absolute numbers are "
+             "noisy; compare the columns of one run only") if busy else
+            "the machine was otherwise idle (load average of the measurement itself: wrk, the servers, curl)",
 }
 json.dump({"meta": meta, "runs": runs}, open(f"{out}/http-compare.json", "w"), indent=2)
+
+servers = ["hotswap", "hotswap-mimalloc", "nginx"]
+cells = [(m, p) for m in ("keepalive", "new-connection") for p in ("steady", "changing")]
+def group(server, mode, phase):
+    return [r for r in runs if (r["server"], r["mode"], r["phase"]) == (server, mode, phase)]
+def med(rs, key):
+    vals = [r[key] for r in rs if r[key] is not None]
+    return statistics.median(vals) if vals else None
+def total(rs, key):
+    return sum(r[key] for r in rs)
 lines = [
     "# hotswap-httpd beside nginx-light, changed every 50 ms under wrk", "",
     f"`{meta['command']}` at commit `{commit}`, {meta['date']}, {cpu} ({cores} cores), {workers} worker(s) each, "
-    f"{meta['wrk']}. hotswap-httpd swaps its application (POST /admin/swap, greeting-1 <-> greeting-2); "
-    f"nginx-light runs `nginx -s reload`; both every {interval} s plus the time the request takes.", "",
-    f"**{meta['note']}.**", "",
+    f"{meta['wrk']}; {reps} interleaved repetitions of every row, medians shown (errors, non-2xx and changes: sums). "
+    f"hotswap-httpd swaps its application (POST /admin/swap, greeting-1 <-> greeting-2; "
+    f"`hotswap-mimalloc` is the same server with Debian's mimalloc preloaded); nginx-light runs `nginx -s reload`; "
+    f"each every {interval} s plus the time the request takes. Load average {load_before} before, "
+    f"{load_after} after ({elapsed} s measuring).", "",
+    f"**Note: {meta['note']}.**", "",
+    "![requests/s and p99](http-compare.png)", "",
     "| server | connections | phase | requests | req/s | p50 us | p90 us | p99 us | socket errors (c/r/w/t) | non-2xx | swaps/reloads |",
     "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
 ]
 fmt = lambda v: "-" if v is None else f"{v:.0f}"
-for r in runs:
-    e = r["socket_errors"]
-    lines.append(f"| {r['server']} | {r['mode']} | {r['phase']} | {r['requests']} | {r['requests_per_s']:.0f} | "
-                 f"{fmt(r['p50_us'])} | {fmt(r['p90_us'])} | {fmt(r['p99_us'])} | "
-                 f"{e['connect']}/{e['read']}/{e['write']}/{e['timeout']} | {r['non_2xx']} | {r['changes']} |")
-def find(server, mode, phase):
-    return next(r for r in runs if (r["server"], r["mode"], r["phase"]) == (server, mode, phase))
-lines += ["", "| connections | hotswap req/s changing / steady | hotswap p99 changing / steady | hotswap / nginx req/s (steady) |",
-          "|---|---:|---:|---:|"]
+summary = {}
+for mode, phase in cells:
+    for server in servers:
+        rs = group(server, mode, phase)
+        e = {k: sum(r["socket_errors"][k] for r in rs) for k in ("connect", "read", "write", "timeout")}
+        row = {"requests": total(rs, "requests"), "rps": med(rs, "requests_per_s"), "p50": med(rs, "p50_us"),
+               "p90": med(rs, "p90_us"), "p99": med(rs, "p99_us"), "errors": e, "non_2xx": total(rs, "non_2xx"),
+               "changes": total(rs, "changes")}
+        summary[(server, mode, phase)] = row
+        lines.append(f"| {server} | {mode} | {phase} | {row['requests']} | {fmt(row['rps'])} | {fmt(row['p50'])} | "
+                     f"{fmt(row['p90'])} | {fmt(row['p99'])} | {e['connect']}/{e['read']}/{e['write']}/{e['timeout']} | "
+                     f"{row['non_2xx']} | {row['changes']} |")
+ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"
+lines += ["", "Targets (issue #10): changing/steady req/s >= 0.95, p99 changing/steady <= 1.5, hotswap/nginx req/s "
+          "(keep-alive, steady) >= 0.80.", "",
+          "| server | connections | req/s changing / steady | p99 changing / steady | req/s / nginx's (steady) | req/s / nginx's (changing) |",
+          "|---|---|---:|---:|---:|---:|"]
 for mode in ("keepalive", "new-connection"):
-    hs, hc, ns = find("hotswap", mode, "steady"), find("hotswap", mode, "changing"), find("nginx", mode, "steady")
-    ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"
-    lines.append(f"| {mode} | {ratio(hc['requests_per_s'], hs['requests_per_s'])} | {ratio(hc['p99_us'], hs['p99_us'])} | "
-                 f"{ratio(hs['requests_per_s'], ns['requests_per_s'])} |")
+    for server in ("hotswap", "hotswap-mimalloc"):
+        s, c = summary[(server, mode, "steady")], summary[(server, mode, "changing")]
+        ns, nc = summary[("nginx", mode, "steady")], summary[("nginx", mode, "changing")]
+        lines.append(f"| {server} | {mode} | {ratio(c['rps'], s['rps'])} | {ratio(c['p99'], s['p99'])} | "
+                     f"{ratio(s['rps'], ns['rps'])} | {ratio(c['rps'], nc['rps'])} |")
+lines += ["", "Allocator A/B (same run, medians): hotswap-httpd with mimalloc / with glibc malloc, requests/s:", ""]
+lines += [f"- {mode}, {phase}: {ratio(summary[('hotswap-mimalloc', mode, phase)]['rps'], summary[('hotswap', mode, phase)]['rps'])}"
+          for mode, phase in cells]
 open(f"{out}/http-compare.md", "w").write("\n".join(lines) + "\n")
+with open(f"{work}/plot.dat", "w") as f:
+    f.write("cell " + " ".join(servers) + " " + " ".join(s + "_p99" for s in servers) + "\n")
+    for mode, phase in cells:
+        f.write(f"{mode}/{phase} " + " ".join(fmt(summary[(s, mode, phase)]["rps"]) for s in servers) + " " +
+                " ".join(fmt(summary[(s, mode, phase)]["p99"]) for s in servers) + "\n")
 print("\n".join(lines))
 PY
+gnuplot -e "datafile='$work/plot.dat'; outfile='$out/http-compare.png'" scripts/plot_http_compare.gp

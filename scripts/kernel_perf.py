@@ -3,7 +3,7 @@
 
 Inputs: SUMMARY lines of hotswap-stress runs before and after a change (the
 same command, back to back), and Google Benchmark JSON of hotswap-bench-kernel.
-Output: results/kernel-perf-<date>.json and .md.
+Output: results/kernel-perf-<date>.json and .md (or --name NAME).
 
   scripts/kernel_perf.py --before before.txt --after after.txt --bench bench.json \
       --before-commit SHA --after-commit SHA --command '...' --bench-command '...' [--note '...']
@@ -75,6 +75,7 @@ def main():
     ap.add_argument("--bench-command", default="")
     ap.add_argument("--note", default="")
     ap.add_argument("--out", default="results")
+    ap.add_argument("--name", help="output name without extension (default kernel-perf-<date>)")
     a = ap.parse_args()
 
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -94,7 +95,7 @@ def main():
            "stress_command": a.command, "bench_command": a.bench_command, "stress": stress, "bench": bench}
     stamp = now.strftime("%Y%m%d")
     os.makedirs(a.out, exist_ok=True)
-    base = os.path.join(a.out, f"kernel-perf-{stamp}")
+    base = os.path.join(a.out, a.name or f"kernel-perf-{stamp}")
     json.dump(doc, open(base + ".json", "w"), indent=1)
 
     md = [f"# Kernel performance: sleeping grace-period wait and qsbr ({now:%Y-%m-%d})", "",
