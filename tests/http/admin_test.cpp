@@ -1,12 +1,15 @@
 // The admin API: every answer the issue lists (200, 401, 403, 400, 404, 422,
-// 409), the token file's checks, the Unix socket's uid check, /metrics,
-// /admin/status and watch mode.
+// 409, also while a swap is still running), the stage times of a swap, the
+// token file's checks, the Unix socket's uid check, /metrics, /admin/status
+// and watch mode.
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "fixture.hpp"
 
@@ -108,6 +111,74 @@ TEST_F(http_test, admin_answers_409_to_a_conflicting_swap) {
   const probe_reply r = admin("POST", "/admin/swap", body);
   EXPECT_EQ(r.status, 409);
   EXPECT_NE(r.body.find("conflict"), std::string::npos);
+}
+
+// A swap whose module's startup waits for the test (tests/http/plugins/gate_app.cpp).
+class gated_swap : public http_test {
+ protected:
+  gated_swap() : gate_(dir_.root() / "gate") {
+    fs::create_directory(gate_);
+    fs::copy_file(fs::path(HOTSWAP_HTTP_TEST_PLUGIN_DIR) / "gate.so", dir_.plugins() / "gate.so");
+    fs::permissions(dir_.plugins() / "gate.so", fs::perms::owner_read | fs::perms::owner_write);
+    ::setenv("HOTSWAP_TEST_GATE", gate_.c_str(), 1);  // before the server's threads exist
+  }
+  void TearDown() override {
+    release();
+    if (first_.joinable()) first_.join();
+    http_test::TearDown();
+    ::unsetenv("HOTSWAP_TEST_GATE");
+  }
+  void release() { std::ofstream(gate_ / "release") << "go\n"; }
+  bool started() const { return fs::exists(gate_ / "started"); }
+
+  fs::path gate_;
+  std::thread first_;
+};
+
+TEST_F(gated_swap, a_second_swap_while_the_first_is_running_gets_409_and_the_worker_serves_on) {
+  start([](server_config& c) { c.threads = 1; });  // one worker: a swap on it would stall every request
+  probe_reply first;
+  first_ = std::thread([&] { first = admin("POST", "/admin/swap", R"({"module":"greeting","file":"gate.so"})"); });
+  ASSERT_TRUE(eventually([&] { return started(); }, 10s)) << "the first swap never reached the module's startup";
+
+  // The first swap is inside startup: a second one for the same module conflicts ...
+  const probe_reply second = admin("POST", "/admin/swap", R"({"module":"greeting","file":"greeting-2.so"})");
+  EXPECT_EQ(second.status, 409) << second.body;
+  EXPECT_NE(second.body.find("in progress"), std::string::npos) << second.body;
+  EXPECT_EQ(admin("POST", "/admin/rollback", R"({"module":"greeting","version":1})").status, 409);
+  // ... a swap of another module goes ahead, and the one worker answers from the serving version.
+  EXPECT_EQ(admin("POST", "/admin/swap", R"({"module":"json","file":"json-2.so"})").status, 200);
+  const probe_reply during = request(probe_client::get("/"));
+  EXPECT_EQ(during.body, "hello from greeting-1\n");
+  EXPECT_EQ(during.version(), 1u);
+
+  release();
+  first_.join();
+  EXPECT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(request(probe_client::get("/")).body, "hello from gate\n");
+  // The 409s changed nothing and were not queued: the next swap is version 3.
+  const probe_reply third = admin("POST", "/admin/swap", R"({"module":"greeting","file":"greeting-2.so"})");
+  ASSERT_EQ(third.status, 200) << third.body;
+  EXPECT_EQ(json::parse(third.body)["version"], 3);
+}
+
+TEST_F(http_test, a_swap_answer_says_where_its_time_went) {
+  start();
+  const probe_reply r = admin("POST", "/admin/swap", R"({"module":"greeting","file":"greeting-2.so"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = json::parse(r.body);
+  double sum = 0;
+  for (const char* stage : {"read", "check", "preflight", "shadow", "dlopen", "startup", "migrate", "self_test", "publish"}) {
+    ASSERT_TRUE(j["stages_ms"].contains(stage)) << stage << " in " << r.body;
+    sum += j["stages_ms"][stage].get<double>();
+  }
+  EXPECT_GT(j["stages_ms"]["preflight"].get<double>(), 0.0);  // greeting-2 had not been tried before
+  EXPECT_EQ(j["preflight_remembered"], false);
+  EXPECT_NEAR(j["took_ms"].get<double>(), sum, 0.01);
+  // Back and forth: the bytes of greeting-1 passed the preflight when the server started.
+  const json back = json::parse(admin("POST", "/admin/swap", R"({"module":"greeting","file":"greeting-1.so"})").body);
+  EXPECT_EQ(back["preflight_remembered"], true);
+  EXPECT_NE(server_->metrics_text().find("hotswap_module_preflights_remembered_total 1"), std::string::npos);
 }
 
 TEST_F(http_test, metrics_and_status_describe_versions_and_requests) {

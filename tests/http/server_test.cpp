@@ -216,3 +216,73 @@ TEST_F(http_test, graceful_shutdown_finishes_requests_in_flight_and_stops_accept
 
 }  // namespace
 }  // namespace hotswap::http::testing
+
+namespace hotswap::http::testing {
+namespace {
+
+// Expect: 100-continue (curl sends it for bodies over 1 KiB): the header alone
+// gets "100 Continue", the body is sent only then, and the final answer follows.
+// The client's timeout (2 s) bounds every wait; without the 100 it would time out.
+probe_reply expect_continue(std::uint16_t port, const std::string& target, const std::string& body,
+                            const std::string& extra_headers = {}) {
+  probe_client c(port, std::chrono::seconds(2));
+  const std::string head = "POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+                           extra_headers + "Expect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) +
+                           "\r\n\r\n";
+  probe_reply r;
+  EXPECT_EQ(c.connect(), probe_error::none);
+  EXPECT_EQ(c.send(head), probe_error::none);
+  EXPECT_EQ(c.receive(r), probe_error::none) << "no interim answer to Expect: 100-continue";
+  EXPECT_EQ(r.status, 100);
+  if (r.status != 100) return r;
+  EXPECT_EQ(c.send(body), probe_error::none);
+  EXPECT_EQ(c.receive(r), probe_error::none);
+  return r;
+}
+
+TEST_F(http_test, expect_100_continue_is_answered_before_the_body_is_read) {
+  start();
+  std::string numbers = "[1";
+  while (numbers.size() < 4096) numbers += ",1";  // over curl's 1 KiB, under the 64 KiB limit
+  const std::string body = R"({"numbers":)" + numbers + "]}";
+  const probe_reply r = expect_continue(server_->port(), "/json", body);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["count"], (numbers.size() + 1) / 2);
+}
+
+TEST_F(http_test, expect_100_continue_over_the_body_limit_gets_413_without_a_100) {
+  start();
+  probe_client c(server_->port(), std::chrono::seconds(2));
+  ASSERT_EQ(c.connect(), probe_error::none);
+  ASSERT_EQ(c.send("POST /json HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000000\r\n\r\n"),
+            probe_error::none);
+  probe_reply r;
+  ASSERT_EQ(c.receive(r), probe_error::none);
+  EXPECT_EQ(r.status, 413);  // final, from the header alone: no body was asked for
+  EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST_F(http_test, expect_on_an_http_1_0_request_is_ignored) {
+  start();
+  probe_client c(server_->port(), std::chrono::seconds(2));
+  const std::string body = R"({"numbers":[1,2]})";
+  ASSERT_EQ(c.connect(), probe_error::none);
+  ASSERT_EQ(c.send("POST /json HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) +
+                   "\r\n\r\n" + body),
+            probe_error::none);
+  probe_reply r;
+  ASSERT_EQ(c.receive(r), probe_error::none);
+  EXPECT_EQ(r.status, 200);  // RFC 9110 10.1.1: no 100 to an HTTP/1.0 client
+}
+
+TEST_F(http_test, the_admin_listener_answers_expect_100_continue_too) {
+  start();
+  const std::string auth = "Authorization: Bearer " + dir_.token() + "\r\n";
+  const std::string body = R"({"module":"greeting","file":"greeting-2.so","pad":")" + std::string(2048, 'x') + "\"}";
+  const probe_reply r = expect_continue(server_->admin_port(), "/admin/swap", body, auth);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(request(probe_client::get("/")).body, "hello from greeting-2\n");
+}
+
+}  // namespace
+}  // namespace hotswap::http::testing

@@ -188,11 +188,18 @@ response registry_call(std::mutex* lock, const std::string& module, Request&& re
     return error_response(409, "conflict: a swap or rollback of '" + module + "' is in progress");
   try {
     const swap_result r = request();
+    json stages_ms = json::object();  // where the swap's time went, by stage
+    r.timing.for_each([&](const char* stage, swap_timing::duration d) {
+      stages_ms[stage] = std::chrono::duration<double, std::milli>(d).count();
+    });
     return json_response(bhttp::status::ok, json{{"module", module},
                                                  {"version", r.version},
                                                  {"replaced", r.replaced},
                                                  {"build", r.record ? r.record->identity().build_version : ""},
-                                                 {"sha256", r.record ? r.record->identity().sha256 : ""}});
+                                                 {"sha256", r.record ? r.record->identity().sha256 : ""},
+                                                 {"took_ms", std::chrono::duration<double, std::milli>(r.timing.total()).count()},
+                                                 {"stages_ms", std::move(stages_ms)},
+                                                 {"preflight_remembered", r.timing.preflight_remembered}});
   } catch (const module_error& e) {
     return error_response(status_of(e.code()), e.what());
   }

@@ -107,6 +107,12 @@ std::string server::impl::metrics_text() const {
     << "# HELP hotswap_module_drain_seconds_max The longest replaced -> unloaded time.\n"
        "# TYPE hotswap_module_drain_seconds_max gauge\n"
     << "hotswap_module_drain_seconds_max " << static_cast<double>(rc.loads.drain_ns_max) / 1e9 << "\n"
+    << "# HELP hotswap_module_preflights_total Candidates loaded in a preflight child process.\n"
+       "# TYPE hotswap_module_preflights_total counter\n"
+    << "hotswap_module_preflights_total " << rc.loads.preflights << "\n"
+    << "# HELP hotswap_module_preflights_remembered_total Preflights skipped: the same bytes had passed before.\n"
+       "# TYPE hotswap_module_preflights_remembered_total counter\n"
+    << "hotswap_module_preflights_remembered_total " << rc.loads.preflights_remembered << "\n"
     << "# HELP hotswap_admin_unauthorized_total Admin requests refused with 401 or 403.\n"
        "# TYPE hotswap_admin_unauthorized_total counter\n"
     << "hotswap_admin_unauthorized_total " << (admin ? admin->unauthorized() : 0) << "\n";
@@ -144,6 +150,8 @@ std::string server::impl::status_json() {
                      {"unloaded", rc.loads.unloaded},
                      {"quarantined", rc.loads.quarantined},
                      {"drain_ms_max", static_cast<double>(rc.loads.drain_ns_max) / 1e6},
+                     {"preflights", rc.loads.preflights},
+                     {"preflights_remembered", rc.loads.preflights_remembered},
                      {"open_connections", open_connections.load(std::memory_order_relaxed)}};  // a statistic
   out["audit"] = json::array();
   for (const module_event& e : audit->recent())

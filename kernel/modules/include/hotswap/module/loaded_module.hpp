@@ -5,8 +5,10 @@
 // were read once (source.hpp): the ELF structure (elf_check.hpp), the
 // metadata note and seal (metadata_check.hpp), the dependencies
 // (dependency_check.hpp), the retained-version limit and, when the request
-// asks for it, a preflight in a child process (preflight.hpp). Only then:
+// asks for it, a preflight in a child process (preflight.hpp) unless the
+// loader remembers that these bytes passed it (preflight_memo.hpp). Only then:
 // shadow copy, dependencies from their checked bytes, dlopen, descriptor.
+// Each stage's time is kept (swap_timing.hpp).
 //
 // Every hook runs on a thread of its own with a deadline (hook_runner.hpp);
 // an exception that crosses the ABI is reported, never rethrown into the host.
@@ -43,6 +45,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -63,9 +66,11 @@
 #include "metadata_check.hpp"
 #include "plugin.h"
 #include "preflight.hpp"
+#include "preflight_memo.hpp"
 #include "record.hpp"
 #include "shadow.hpp"
 #include "source.hpp"
+#include "swap_timing.hpp"
 
 namespace hotswap {
 
@@ -115,6 +120,8 @@ struct loader_stats {
   std::uint64_t hook_timeouts = 0;   ///< hooks that did not return by the hook deadline
   std::uint64_t hook_exceptions = 0; ///< exceptions that crossed the plugin ABI
   std::uint64_t sink_failures = 0;   ///< log sink calls that threw
+  std::uint64_t preflights = 0;             ///< child processes run (passed or not)
+  std::uint64_t preflights_remembered = 0;  ///< preflights skipped: the bytes had passed before
 };
 
 /// Waits until every unload handed to a worker so far has finished. False on timeout.
@@ -165,7 +172,10 @@ inline loader_options normalized(loader_options o) {
 
 struct loader_context {
   explicit loader_context(loader_options o)
-      : options(normalized(std::move(o))), store(options.shadow), dependency_store({shadow_mode::memory, {}, false}) {}
+      : options(normalized(std::move(o))),
+        store(options.shadow),
+        dependency_store({shadow_mode::memory, {}, false}),
+        preflight_passes(options.preflight.remembered_passes) {}
   /// Never throws: a sink's failure is counted, and the event is dropped.
   void emit(const module_event& e) const noexcept {
     if (!options.log) return;
@@ -182,9 +192,10 @@ struct loader_context {
   const loader_options options;
   shadow_store store;
   shadow_store dependency_store;  // checked dependencies: always memfds
+  preflight_memo preflight_passes;
   // Statistics and the retained count (relaxed everywhere): they order nothing.
   std::atomic<std::uint64_t> loaded{0}, unloaded{0}, quarantined{0}, drain_ns_total{0}, drain_ns_max{0}, retained{0},
-      hook_timeouts{0}, hook_exceptions{0};
+      hook_timeouts{0}, hook_exceptions{0}, preflights{0}, preflights_remembered{0};
   mutable std::atomic<std::uint64_t> sink_failures{0};
 };
 
@@ -221,6 +232,7 @@ class module_image {
   /// Every check, then shadow copy, dlopen, descriptor checks. On a throw the
   /// destructor undoes whatever was done.
   void open(const plugin_file& file, const interface_id& expected, const load_request& request) {
+    detail::stage_clock clock;
     ctx_->step("check", file.path);
     elf_facts facts;
     if (auto problem = check_elf(file.view(), &facts)) fail(problem->code, problem->cause);
@@ -236,13 +248,13 @@ class module_image {
     if (kept >= ctx_->options.max_retained)
       fail(module_errc::retained_limit, "retained limit: " + std::to_string(kept) +
                                             " versions already stay mapped (loader_options::max_retained)");
-    if (request.preflight) {
-      ctx_->step("preflight", file.path);
-      run_preflight(file, deps, expected, ctx_->options.preflight);
-    }
+    clock.lap(timing_.check);
+    if (request.preflight) preflight(file, deps, expected);
+    clock.lap(timing_.preflight);
     ctx_->step("shadow", file.path);
     copy_ = ctx_->store.place(file);
     id_.load_path = copy_.load_path();
+    clock.lap(timing_.shadow);
     ctx_->step("dlopen", file.path);
     {
       std::lock_guard lock(dl_mutex());
@@ -271,9 +283,11 @@ class module_image {
     if (id_.module.empty()) id_.module = id_.module_name;
     record_ = std::make_shared<version_record>(id_);
     link_->record = record_;
+    clock.lap(timing_.dlopen);
   }
 
   void start() {
+    detail::stage_clock clock;
     ctx_->step("startup", file_);
     const hook_outcome o = hook(module_errc::startup_failed, "startup",
                                 [fn = desc_->startup, api = &link_->api](hotswap_plugin_error* e, void** state) {
@@ -281,27 +295,33 @@ class module_image {
                                 });
     state_ = o.state;
     started_ = o.kind == hook_outcome::returned && o.rc == 0;  // only a started version is shut down
+    clock.lap(timing_.startup);
     report_failure(module_errc::startup_failed, "startup", o);
   }
 
   void migrate_from(const module_image& old) {
     if (desc_->migrate == nullptr) return;
+    detail::stage_clock clock;
     ctx_->step("migrate", file_);
     auto from = std::make_shared<hotswap_migration>(
         hotswap_migration{old.state_, old.desc_->module_name, old.desc_->build_version, old.desc_->interface_version});
-    report_failure(module_errc::migrate_failed, "migrate",
-                   hook(module_errc::migrate_failed, "migrate",
-                        [fn = desc_->migrate, state = state_, from](hotswap_plugin_error* e, void**) {
-                          return fn(state, from.get(), e);
-                        }));
+    const hook_outcome o = hook(module_errc::migrate_failed, "migrate",
+                                [fn = desc_->migrate, state = state_, from](hotswap_plugin_error* e, void**) {
+                                  return fn(state, from.get(), e);
+                                });
+    clock.lap(timing_.migrate);
+    report_failure(module_errc::migrate_failed, "migrate", o);
   }
 
   void self_test() {
     if (desc_->self_test == nullptr) return;
+    detail::stage_clock clock;
     ctx_->step("self_test", file_);
-    report_failure(module_errc::self_test_failed, "self test",
-                   hook(module_errc::self_test_failed, "self test",
-                        [fn = desc_->self_test, state = state_](hotswap_plugin_error* e, void**) { return fn(state, e); }));
+    const hook_outcome o =
+        hook(module_errc::self_test_failed, "self test",
+             [fn = desc_->self_test, state = state_](hotswap_plugin_error* e, void**) { return fn(state, e); });
+    clock.lap(timing_.self_test);
+    report_failure(module_errc::self_test_failed, "self test", o);
   }
 
   ~module_image() { unload(); }
@@ -310,9 +330,26 @@ class module_image {
   void* state() const noexcept { return state_; }
   const std::shared_ptr<version_record>& record() const noexcept { return record_; }
   bool published() const { return record_ && record_->number() != 0; }
+  /// The stages this version's load and hooks have taken so far.
+  const swap_timing& timing() const noexcept { return timing_; }
 
  private:
   [[noreturn]] void fail(module_errc code, const std::string& cause) { throw module_error(code, file_, cause); }
+
+  // The child process, unless these bytes passed it before under this loader.
+  void preflight(const plugin_file& file, const std::vector<checked_dependency>& deps, const interface_id& expected) {
+    const std::string key = preflight_memo::key_of(file, deps, expected);
+    if (ctx_->preflight_passes.passed(key)) {
+      ctx_->step("preflight_remembered", file.path);
+      ctx_->preflights_remembered.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
+      timing_.preflight_remembered = true;
+      return;
+    }
+    ctx_->step("preflight", file.path);
+    ctx_->preflights.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
+    run_preflight(file, deps, expected, ctx_->options.preflight);
+    ctx_->preflight_passes.remember(key);
+  }
 
   static std::string last_dl_error() {
     const char* e = ::dlerror();
@@ -367,6 +404,7 @@ class module_image {
 
   // shutdown -> keepalives -> dlclose (if unload-safe and nothing went wrong) -> verify.
   void unload() noexcept {
+    const auto began = std::chrono::steady_clock::now();
     std::string why;  // why the code stays mapped, if it does
     const auto ms = [](std::chrono::nanoseconds d) {
       return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
@@ -450,7 +488,10 @@ class module_image {
     if (handle_ == nullptr) return;  // nothing was ever mapped
     if (!mapped) {
       ctx_->unloaded.fetch_add(1, std::memory_order_relaxed);
-      emit_event(module_event_kind::unloaded, "unloaded");
+      const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - began;
+      char text[64];
+      std::snprintf(text, sizeof text, "unloaded (shutdown and dlclose: %.2f ms)", took.count());
+      emit_event(module_event_kind::unloaded, text);
       record_gone(version_state::unloaded);
     } else if (quarantine) {
       ctx_->quarantined.fetch_add(1, std::memory_order_relaxed);
@@ -517,6 +558,7 @@ class module_image {
   bool started_ = false;
   bool unload_safe_ = false;
   bool hung_ = false;  // a hook never returned: its code must stay mapped
+  swap_timing timing_;
   std::unique_ptr<host_link> link_;
   std::shared_ptr<version_record> record_;
 };
@@ -575,6 +617,8 @@ class loaded_module {
   }
   void migrate_from(const loaded_module& serving) { image_->migrate_from(*serving.image_); }
   void self_test() { image_->self_test(); }
+  /// How long each stage of loading and starting this version took.
+  const swap_timing& timing() const noexcept { return image_->timing(); }
 
  private:
   friend class module_loader;
@@ -630,7 +674,8 @@ class module_loader {
             ctx_->quarantined.load(std::memory_order_relaxed),     ctx_->drain_ns_total.load(std::memory_order_relaxed),
             ctx_->drain_ns_max.load(std::memory_order_relaxed),    ctx_->retained.load(std::memory_order_relaxed),
             ctx_->hook_timeouts.load(std::memory_order_relaxed),   ctx_->hook_exceptions.load(std::memory_order_relaxed),
-            ctx_->sink_failures.load(std::memory_order_relaxed)};
+            ctx_->sink_failures.load(std::memory_order_relaxed),   ctx_->preflights.load(std::memory_order_relaxed),
+            ctx_->preflights_remembered.load(std::memory_order_relaxed)};
   }
 
  private:

@@ -8,6 +8,8 @@
 //   metadata_check.hpp  the metadata note and the seal, checked before any plugin code runs
 //   dependency_check.hpp  DT_NEEDED, RPATH, RUNPATH under the same policy
 //   preflight.hpp    load a candidate in a child process first
+//   preflight_memo.hpp  candidates that already passed it (by content), not tried again
+//   swap_timing.hpp  where one swap's time went, stage by stage
 //   hook_runner.hpp  every plugin hook on a thread of its own, with a deadline
 //   audit.hpp        escaped, capped events; a JSON-lines sink
 //   descriptor_check.hpp  refuse a descriptor of the wrong ABI, interface or shape
@@ -37,6 +39,8 @@
 #include "hook_runner.hpp"
 #include "metadata_check.hpp"
 #include "preflight.hpp"
+#include "preflight_memo.hpp"
+#include "swap_timing.hpp"
 #include "error.hpp"
 #include "loaded_module.hpp"
 #include "module_slot.hpp"

@@ -45,6 +45,7 @@
 #include "error.hpp"
 #include "loaded_module.hpp"
 #include "record.hpp"
+#include "swap_timing.hpp"
 
 namespace hotswap {
 
@@ -54,6 +55,7 @@ struct swap_result {
   std::uint64_t replaced = 0;  ///< the version it replaced (now draining)
   std::shared_ptr<const version_record> record;
   std::shared_ptr<const version_record> replaced_record;  ///< null for a first version
+  swap_timing timing;  ///< where the request's time went (read: set by whoever read the file)
 };
 
 namespace detail {
@@ -119,6 +121,8 @@ class basic_module_slot {
                              std::to_string(serving_number) + " does");
     refuse_if_full(next.path);
     loaded_module m = prepare(*loader_, iface_, name_, next, serving_module_, request);
+    detail::stage_clock clock;
+    swap_timing timing = m.timing();
     const std::string label = m.descriptor().build_version;
     auto record = m.shared_record();
     const publish_result r = slot_.publish(std::move(m), label);
@@ -129,11 +133,16 @@ class basic_module_slot {
       std::lock_guard lock(mutex_);
       prune();
     }
-    return {r.version, serving_number, std::move(record), std::move(serving)};
+    clock.lap(timing.publish);
+    return {r.version, serving_number, std::move(record), std::move(serving), timing};
   }
   swap_result swap(const std::filesystem::path& next, std::optional<std::uint64_t> expected = {},
                    const load_request& request = {}) {
-    return swap(loader_->read(next), expected, request);
+    swap_timing::duration read{};
+    const plugin_file file = detail::timed(read, [&] { return loader_->read(next); });
+    swap_result r = swap(file, expected, request);
+    r.timing.read = read;
+    return r;
   }
 
   // ---- calling ------------------------------------------------------------
@@ -162,6 +171,8 @@ class basic_module_slot {
   const interface_id& interface() const noexcept { return iface_; }
   const slot_type& kernel_slot() const noexcept { return slot_; }
   const module_loader& loader() const noexcept { return *loader_; }
+  /// The stages of the first version's load and hooks (what the constructor took).
+  const swap_timing& first_timing() const noexcept { return first_timing_; }
 
   /// Every version of this slot still in the process, oldest first, with pins.
   std::vector<version_report> versions() const {
@@ -224,6 +235,7 @@ class basic_module_slot {
         name_(std::move(name)),
         iface_(std::move(iface)),
         max_draining_(options.max_draining),
+        first_timing_(first.timing()),
         slot_(d, first.descriptor().build_version, options, std::move(first)) {
     std::lock_guard swapping(swap_mutex_);
     adopt_serving(slot_.current_version());
@@ -268,6 +280,7 @@ class basic_module_slot {
   std::string name_;
   interface_id iface_;
   std::size_t max_draining_;
+  swap_timing first_timing_;
   std::mutex swap_mutex_;                               // one swap of this slot at a time, hooks included
   mutable std::mutex mutex_;                            // bookkeeping only: never held across plugin code
   std::shared_ptr<version_record> serving_;             // guarded by mutex_

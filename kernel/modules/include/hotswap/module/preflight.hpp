@@ -56,6 +56,9 @@ struct preflight_options {
   /// version holds). Off: only constructors, the entry point and the checks.
   bool run_hooks = true;
   std::chrono::nanoseconds deadline = std::chrono::seconds(10);
+  /// Passes the loader remembers by content (preflight_memo.hpp): the same
+  /// bytes for the same interface are not tried in a child again. 0: every time.
+  std::size_t remembered_passes = 64;
 };
 
 namespace detail {

@@ -156,13 +156,16 @@ class basic_registry {
       authorize(principal, file);
       if (find_if_any(name))
         throw module_error(module_errc::conflict, file, "conflict: module '" + name + "' already exists");
-      plugin_file f = loader_->read(file);
+      swap_timing::duration read{};
+      plugin_file f = detail::timed(read, [&] { return loader_->read(file); });
       auto e = std::make_unique<entry>();
       e->policy.store(options_.default_policy, std::memory_order_relaxed);  // published with the entry's table
       // Built (startup and all) before any registry lock: callers and other requests never wait for it.
       e->slot = std::make_unique<module_type>(domain_, loader_, name, iface, f, options_.slot, load_request_for(request));
       const std::uint64_t v = e->slot->current_version();
       auto record = e->slot->record(v);
+      swap_timing timing = e->slot->first_timing();
+      timing.read = read;
       f.fd.reset();  // history keeps bytes, not descriptors
       e->remember(v, std::move(f), record, options_.history);
       {
@@ -174,7 +177,7 @@ class basic_registry {
         names_.publish(std::move(next));  // release inside: readers see the whole entry
       }
       swaps_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
-      return swap_result{v, 0, std::move(record), nullptr};
+      return swap_result{v, 0, std::move(record), nullptr, timing};
     }).version;
   }
   template <class Interface>
@@ -190,8 +193,10 @@ class basic_registry {
     return audited(principal, name, file, module_event_kind::swapped, {}, [&] {
       authorize(principal, file);
       entry* e = find(name, file);
-      plugin_file f = loader_->read(file);
+      swap_timing::duration read{};
+      plugin_file f = detail::timed(read, [&] { return loader_->read(file); });
       swap_result r = e->slot->swap(f, expected, load_request_for(request));
+      r.timing.read = read;
       f.fd.reset();  // history keeps bytes, not descriptors
       e->remember(r.version, std::move(f), e->slot->record(r.version), options_.history);
       swaps_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
@@ -386,6 +391,7 @@ class basic_registry {
     if (r.record) e.to_build = r.record->identity().build_version;
     e.message = "ok" + note;
     if (r.record) e.message += ": sha256 " + r.record->identity().sha256;
+    e.message += "; " + to_string(r.timing);
     loader_->emit(e);  // never throws: a failing sink cannot turn a published swap into a refusal
     return r;
   }
