@@ -187,13 +187,13 @@ response registry_call(std::mutex* lock, const std::string& module, Request&& re
   if (lock && !guard.owns_lock())
     return error_response(409, "conflict: a swap or rollback of '" + module + "' is in progress");
   try {
-    const swap_result r = request();
+    const modules::swap_result r = request();
     return json_response(bhttp::status::ok, json{{"module", module},
                                                  {"version", r.version},
                                                  {"replaced", r.replaced},
                                                  {"build", r.record ? r.record->identity().build_version : ""},
                                                  {"sha256", r.record ? r.record->identity().sha256 : ""}});
-  } catch (const module_error& e) {
+  } catch (const modules::module_error& e) {
     return error_response(status_of(e.code()), e.what());
   }
 }
