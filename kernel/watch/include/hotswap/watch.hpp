@@ -34,6 +34,9 @@
 // guarantee that a reported file is complete (a writer that pauses longer than
 // the debounce with the file open can be read half-way: the loader's sanity
 // checks refuse it, and the finished write is reported again); tell who wrote.
+//
+// Names: hotswap::watch (its vocabulary in watch/detail/options.hpp, brought
+// in here), internals in hotswap::watch::detail.
 #pragma once
 
 #include <sys/epoll.h>

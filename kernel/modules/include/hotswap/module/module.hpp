@@ -17,6 +17,13 @@
 //   module_slot.hpp  a module behind a hotswap::slot: swap, call, pin, drain
 //   registry.hpp     named modules, history, rollback, policies, principals, log
 //
+// Names: hotswap::modules, internals in hotswap::modules::detail. The headers
+// under detail/ come in through this one (or registry.hpp), never directly;
+// the option types some of them hold (source_policy, shadow_options,
+// preflight_options) are public names all the same. plugin.h keeps
+// hotswap::interface_traits and hotswap::plugin: they are the plugin ABI that
+// plugin sources and shared interface headers spell out, not the loader's.
+//
 // The rule that makes unloading safe is the kernel's: a version's destructor
 // (shutdown, dlclose) runs only after a grace period has passed since it was
 // replaced and its last pin is gone. Callers inside a read section, sessions
