@@ -141,7 +141,7 @@ void BM_row_trampoline_swapping(benchmark::State& state) {
       try {
         host.swap("ver", container(i % 2 == 0 ? "version_v2" : "version_v1"));
         swaps.fetch_add(1, std::memory_order_relaxed);
-      } catch (const hotswap::module_error&) {  // backpressure: the connection still pins an old version
+      } catch (const hotswap::modules::module_error&) {  // backpressure: the connection still pins an old version
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }

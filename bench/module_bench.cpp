@@ -65,9 +65,9 @@ HOTSWAP_PLUGIN(bench_api, "bench", "v" BENCH_STR(BENCH_PLUGIN_VERSION), table, s
 namespace {
 
 namespace fs = std::filesystem;
-using hotswap::module_errc;
-using hotswap::module_error;
-using hotswap::shadow_mode;
+using hotswap::modules::module_errc;
+using hotswap::modules::module_error;
+using hotswap::modules::shadow_mode;
 using clock_type = std::chrono::steady_clock;
 
 /// A plugin directory with both builds and a shadow directory, under `base`.
@@ -96,21 +96,21 @@ struct bench_dirs {
 struct bench_setup {
   bench_setup(shadow_mode mode, bool fsync, const fs::path& base, bool preflight = false)
       : dirs(base), request{preflight} {
-    hotswap::loader_options o;
+    hotswap::modules::loader_options o;
     o.shadow.mode = mode;
     o.shadow.dir = dirs.shadow;
     o.shadow.fsync = fsync;
     o.policy.allowed_dir = dirs.plugins;
-    loader = std::make_shared<const hotswap::module_loader>(o);
+    loader = std::make_shared<const hotswap::modules::module_loader>(o);
     calc.emplace(dom, loader, "bench", dirs.files[0]);
   }
   ~bench_setup() {
     calc.reset();
     dom.barrier();
-    hotswap::wait_for_unloads(std::chrono::seconds(30));
+    hotswap::modules::wait_for_unloads(std::chrono::seconds(30));
   }
   /// Swaps to the other build; waits out backpressure (not timed by callers that pause).
-  hotswap::swap_result swap() {
+  hotswap::modules::swap_result swap() {
     for (;;) {
       try {
         return calc->swap(dirs.files[++turn % 2], std::nullopt, request);
@@ -123,10 +123,10 @@ struct bench_setup {
   }
 
   bench_dirs dirs;
-  hotswap::load_request request;
+  hotswap::modules::load_request request;
   hotswap::domain dom;
-  std::shared_ptr<const hotswap::module_loader> loader;
-  std::optional<hotswap::module_slot<bench_api>> calc;
+  std::shared_ptr<const hotswap::modules::module_loader> loader;
+  std::optional<hotswap::modules::module_slot<bench_api>> calc;
   std::uint64_t turn = 0;
   std::uint64_t backpressure = 0;
 };
@@ -173,7 +173,7 @@ void BM_drain_to_unload(benchmark::State& state) {
   bench_setup s(shadow_mode::file, true, "/tmp");
   std::vector<double> us;
   for (auto _ : state) {
-    const hotswap::swap_result r = s.swap();
+    const hotswap::modules::swap_result r = s.swap();
     const auto t0 = clock_type::now();
     if (!s.calc->wait_drained(r.replaced, std::chrono::seconds(10))) {
       state.SkipWithError("a version did not drain within 10 s");

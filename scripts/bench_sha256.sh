@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-git show 49cd963:kernel/modules/include/hotswap/module/sha256.hpp | sed 's/namespace hotswap/namespace oldh/' >"$tmp/old_sha256.hpp"
+git show 49cd963:kernel/modules/include/hotswap/module/detail/sha256.hpp | sed 's/namespace hotswap/namespace oldh/' >"$tmp/old_sha256.hpp"
 c++ -std=c++20 -O2 -I"$tmp" -Ikernel/modules/include scripts/sha256_compare.cpp -o "$tmp/compare" -lcrypto
 {
   echo '{"context": {"command": "scripts/bench_sha256.sh '"$*"'", "commit": "'"$(git rev-parse --short HEAD)"'",'

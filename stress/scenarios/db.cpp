@@ -87,10 +87,10 @@ host_case run_case(const std::string& name, bool swapping, double seconds, int w
   options.container_dir = HOTSWAP_DB_CONTAINER_DIR;
   options.shadow_dir = dir / "shadow";
   options.history = 4;
-  options.log = [&](const module_event& e) {
+  options.log = [&](const modules::module_event& e) {
     std::lock_guard lock(log_mutex);
-    if (e.kind == module_event_kind::unloaded) unloaded_at[e.from_version] = clock.fetch_add(1);
-    if (e.kind != module_event_kind::plugin_log) return;
+    if (e.kind == modules::module_event_kind::unloaded) unloaded_at[e.from_version] = clock.fetch_add(1);
+    if (e.kind != modules::module_event_kind::plugin_log) return;
     std::istringstream in(e.message.substr(e.message.find(']') + 2));
     std::string what, conn;
     int version = 0;
@@ -180,8 +180,8 @@ host_case run_case(const std::string& name, bool swapping, double seconds, int w
         try {
           host.swap("ver", container(cycle[swaps % 3]));
           ++swaps;
-        } catch (const module_error& e) {
-          if (e.code() != module_errc::backpressure) out.violations.push_back(std::string("swap failed: ") + e.what());
+        } catch (const modules::module_error& e) {
+          if (e.code() != modules::module_errc::backpressure) out.violations.push_back(std::string("swap failed: ") + e.what());
         }
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(swapping ? swap_ms : 20));

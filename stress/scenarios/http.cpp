@@ -345,7 +345,7 @@ class http_run {
         }
         swaps_.slow.store(s.version, std::memory_order_release);  // pairs with the clients' acquire loads
         swaps_.swaps.fetch_add(1, std::memory_order_relaxed);     // a count polled for the end condition
-      } catch (const module_error& e) {
+      } catch (const modules::module_error& e) {
         std::lock_guard lock(r.mutex);
         ++r.swap_refusals;
         if (r.violations.size() < 20) r.violations.push_back(std::string("swap refused: ") + e.what());

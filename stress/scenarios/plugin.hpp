@@ -33,11 +33,11 @@ class plugin_scenario {
       "real .so versions through the module loader (memfd shadow copies); a call goes through the plugin's table";
 
   struct version : version_base {
-    version(run_probe& p, loaded_module m) : version_base(p), module(std::move(m)), api(&module.api<stress_api>()) {}
+    version(run_probe& p, modules::loaded_module m) : version_base(p), module(std::move(m)), api(&module.api<stress_api>()) {}
     version(version&&) noexcept = default;
     version& operator=(version&&) = delete;
     ~version() { teardown_begins(); }  // the module's shutdown and dlclose follow
-    loaded_module module;
+    modules::loaded_module module;
     const stress_api* api;
   };
 
@@ -48,7 +48,7 @@ class plugin_scenario {
   version make() {
     const std::uint64_t n = made_.fetch_add(1, std::memory_order_relaxed);
     const auto path = dir_ / (n % 2 == 0 ? "stress_plugin_v1.so" : "stress_plugin_v2.so");
-    loaded_module m = loader_.open(loader_.read(path), interface_of<stress_api>(), "stress");
+    modules::loaded_module m = loader_.open(loader_.read(path), modules::interface_of<stress_api>(), "stress");
     m.start();  // startup before publish, as module_slot does
     return version(probe_, std::move(m));
   }
@@ -60,9 +60,9 @@ class plugin_scenario {
   }
 
  private:
-  static loader_options options(const scenario_config& config) {
-    loader_options o;
-    o.shadow.mode = config.get("shadow", "memory") == "file" ? shadow_mode::file : shadow_mode::memory;
+  static modules::loader_options options(const scenario_config& config) {
+    modules::loader_options o;
+    o.shadow.mode = config.get("shadow", "memory") == "file" ? modules::shadow_mode::file : modules::shadow_mode::memory;
     return o;
   }
 
@@ -70,7 +70,7 @@ class plugin_scenario {
 
   run_probe& probe_;
   std::filesystem::path dir_;
-  module_loader loader_;
+  modules::module_loader loader_;
   std::atomic<std::uint64_t> made_{0};
 };
 

@@ -116,8 +116,8 @@ TEST(DbConcurrency, SwapsUnderQueriesAndTriggerInsertsKeepEveryInvariant) {
     try {
       host.swap("ver", container(cycle[s % 3]));
       ++published;
-    } catch (const hotswap::module_error& e) {
-      if (e.code() != hotswap::module_errc::backpressure) throw;
+    } catch (const hotswap::modules::module_error& e) {
+      if (e.code() != hotswap::modules::module_errc::backpressure) throw;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(15));
   }

@@ -50,15 +50,15 @@ struct hook_event {
 /// Collects the host's events; thread-safe.
 struct event_log {
   std::mutex mutex;
-  std::vector<hotswap::module_event> events;
+  std::vector<hotswap::modules::module_event> events;
   std::atomic<std::uint64_t>* clock = nullptr;  // optional: stamps unloads with a sequence number
   std::vector<std::pair<std::uint64_t, std::uint64_t>> unloads;  // (slot version, stamp)
 
-  hotswap::module_log sink() {
-    return [this](const hotswap::module_event& e) {
+  hotswap::modules::module_log sink() {
+    return [this](const hotswap::modules::module_event& e) {
       std::lock_guard lock(mutex);
       events.push_back(e);
-      if (e.kind == hotswap::module_event_kind::unloaded && clock != nullptr)
+      if (e.kind == hotswap::modules::module_event_kind::unloaded && clock != nullptr)
         unloads.emplace_back(e.from_version, clock->fetch_add(1));
     };
   }
@@ -66,7 +66,7 @@ struct event_log {
     std::lock_guard lock(mutex);
     std::vector<hook_event> out;
     for (const auto& e : events) {
-      if (e.kind != hotswap::module_event_kind::plugin_log) continue;
+      if (e.kind != hotswap::modules::module_event_kind::plugin_log) continue;
       std::istringstream in(e.message.substr(e.message.find(']') + 2));
       hook_event h;
       in >> h.what >> h.db >> h.version;
@@ -74,7 +74,7 @@ struct event_log {
     }
     return out;
   }
-  std::size_t count(hotswap::module_event_kind k) {
+  std::size_t count(hotswap::modules::module_event_kind k) {
     std::lock_guard lock(mutex);
     std::size_t n = 0;
     for (const auto& e : events) n += e.kind == k;

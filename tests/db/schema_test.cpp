@@ -46,7 +46,7 @@ TEST_F(DbSchema, AnIndexOnADeterministicFunctionRefusesTheSwap) {
     EXPECT_NE(std::string(e.what()).find("index t_tag on t uses tag()"), std::string::npos) << e.what();
   }
   EXPECT_EQ(one(db, "SELECT container_version()"), "1");
-  EXPECT_EQ(log.count(hotswap::module_event_kind::refused), 1u);
+  EXPECT_EQ(log.count(hotswap::modules::module_event_kind::refused), 1u);
 }
 
 TEST_F(DbSchema, AGeneratedColumnOrCheckRefusesTheSwap) {

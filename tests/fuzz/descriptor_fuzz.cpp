@@ -3,7 +3,7 @@
 // fields (each may be absent), function pointers present or not, and an
 // expected interface; the check must refuse cleanly or accept only a
 // descriptor whose every required field is there and matches.
-#include <hotswap/module/descriptor_check.hpp>
+#include <hotswap/module/detail/descriptor_check.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -60,9 +60,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   d.table_size = in.number<std::uint8_t>();
   d.startup = (flags & 64) ? &startup : nullptr;
   d.shutdown = (flags & 128) ? &shutdown : nullptr;
-  hotswap::interface_id expected{in.text(), in.number<std::uint32_t>() % 4, in.number<std::uint8_t>()};
+  hotswap::modules::interface_id expected{in.text(), in.number<std::uint32_t>() % 4, in.number<std::uint8_t>()};
 
-  const auto problem = hotswap::check_descriptor(&d, expected);
+  const auto problem = hotswap::modules::check_descriptor(&d, expected);
   if (!problem) {
     const bool complete = d.abi_version == HOTSWAP_PLUGIN_ABI_VERSION && d.descriptor_size >= sizeof d &&
                           d.interface_name && d.module_name && d.build_version && d.table && d.startup &&
@@ -72,6 +72,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } else if (problem->cause.empty()) {
     std::abort();
   }
-  if (hotswap::check_descriptor(nullptr, expected) == std::nullopt) std::abort();
+  if (hotswap::modules::check_descriptor(nullptr, expected) == std::nullopt) std::abort();
   return 0;
 }

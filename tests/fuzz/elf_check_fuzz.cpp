@@ -2,7 +2,7 @@
 // attacker with write access to the plugin directory) controls, before dlopen.
 // It must never read out of bounds, and an image it accepts must really have
 // every table it relies on inside the buffer.
-#include <hotswap/module/elf_check.hpp>
+#include <hotswap/module/detail/elf_check.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -12,7 +12,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::span<const std::byte> image(reinterpret_cast<const std::byte*>(data), size);
-  const auto problem = hotswap::check_elf(image);
+  const auto problem = hotswap::modules::check_elf(image);
   if (!problem) {
     // Accepted: the header and the program header table must lie inside.
     ElfW(Ehdr) h;

@@ -50,39 +50,39 @@ std::vector<std::byte> caught_half_way(const std::vector<std::byte>& head, const
 }
 
 std::uint64_t seal_at(const std::vector<std::byte>& bytes) {
-  elf_facts facts;
-  EXPECT_FALSE(check_elf(bytes, &facts).has_value());
-  return seal_offset(facts.metadata_offset.value_or(0));
+  modules::elf_facts facts;
+  EXPECT_FALSE(modules::check_elf(bytes, &facts).has_value());
+  return modules::seal_offset(facts.metadata_offset.value_or(0));
 }
 
 class adversarial : public module_env {
  protected:
   /// A registry serving test_plugin_v1 as "calc".
-  void start(registry_options o) {
+  void start(modules::registry_options o) {
     mods.emplace(dom, std::move(o));
     mods->add<test_api>("ops", "calc", install("test_plugin_v1"));
     ASSERT_EQ(identify(mods->get<test_api>("calc")), id_of(1, 0));
   }
-  void start(shadow_mode mode = shadow_mode::file) { start(registry_opts(mode)); }
+  void start(modules::shadow_mode mode = modules::shadow_mode::file) { start(registry_opts(mode)); }
 
   /// `request` must be refused with `code` (and `cause` in the message); then
   /// the refusal is logged and counted and version 1 still serves.
   template <class Request>
-  void expect_refused(Request&& request, module_errc code, const std::string& cause) {
+  void expect_refused(Request&& request, modules::module_errc code, const std::string& cause) {
     const auto refusals = mods->counters().refusals;
-    const auto logged = log.count(module_event_kind::refused);
+    const auto logged = log.count(modules::module_event_kind::refused);
     try {
       request();
       ADD_FAILURE() << "accepted";
-    } catch (const module_error& e) {
+    } catch (const modules::module_error& e) {
       EXPECT_EQ(e.code(), code) << e.what();
       EXPECT_NE(std::string(e.what()).find(cause), std::string::npos) << "expected '" << cause << "' in: " << e.what();
     }
     EXPECT_EQ(mods->counters().refusals, refusals + 1);
-    EXPECT_EQ(log.count(module_event_kind::refused), logged + 1);
+    EXPECT_EQ(log.count(modules::module_event_kind::refused), logged + 1);
     expect_v1_serves();
   }
-  void expect_refused_swap(const fs::path& file, module_errc code, const std::string& cause) {
+  void expect_refused_swap(const fs::path& file, modules::module_errc code, const std::string& cause) {
     expect_refused([&] { mods->swap("alice", "calc", file); }, code, cause);
   }
   void expect_v1_serves() {
@@ -93,19 +93,19 @@ class adversarial : public module_env {
     write_file(plugins / name, bytes, mode);
     return plugins / name;
   }
-  registry_options with_preflight(std::chrono::milliseconds deadline = 10s) {
-    registry_options o = registry_opts();
+  modules::registry_options with_preflight(std::chrono::milliseconds deadline = 10s) {
+    modules::registry_options o = registry_opts();
     o.preflight = true;
     o.loader.preflight.deadline = deadline;
     return o;
   }
 
-  std::optional<registry> mods;
+  std::optional<modules::registry> mods;
 };
 
 // ---- 1. half-written uploads ---------------------------------------------------
 
-class half_written : public adversarial, public ::testing::WithParamInterface<shadow_mode> {};
+class half_written : public adversarial, public ::testing::WithParamInterface<modules::shadow_mode> {};
 
 TEST_P(half_written, same_size_mix_of_two_builds_is_refused_by_the_seal) {
   start(GetParam());
@@ -121,7 +121,7 @@ TEST_P(half_written, same_size_mix_of_two_builds_is_refused_by_the_seal) {
     const auto mix = caught_half_way(v2, v1, cut);
     ASSERT_NE(mix, v1);
     ASSERT_NE(mix, v2);
-    expect_refused_swap(write_plugin("calc.so", mix), module_errc::seal_broken, "do not match the seal");
+    expect_refused_swap(write_plugin("calc.so", mix), modules::module_errc::seal_broken, "do not match the seal");
   }
 }
 
@@ -129,23 +129,23 @@ TEST_P(half_written, flipped_byte_is_refused_by_the_seal) {
   start(GetParam());
   auto v2 = bytes_of(built_plugin("test_plugin_v2"));
   v2[v2.size() / 3] ^= std::byte{0x40};
-  expect_refused_swap(write_plugin("rot.so", v2), module_errc::seal_broken, "seal broken");
+  expect_refused_swap(write_plugin("rot.so", v2), modules::module_errc::seal_broken, "seal broken");
 }
 
 INSTANTIATE_TEST_SUITE_P(modes, half_written,
-                         ::testing::Values(shadow_mode::file, shadow_mode::memory, shadow_mode::in_place));
+                         ::testing::Values(modules::shadow_mode::file, modules::shadow_mode::memory, modules::shadow_mode::in_place));
 
 TEST_F(adversarial, smaller_build_over_a_larger_one_is_refused_by_the_seal) {
   start();
   const auto small = bytes_of(built_plugin("test_plugin_v1")), large = bytes_of(built_plugin("plugin_padded"));
   ASSERT_LT(small.size(), large.size());
-  expect_refused_swap(write_plugin("calc.so", caught_half_way(small, large, small.size())), module_errc::seal_broken,
+  expect_refused_swap(write_plugin("calc.so", caught_half_way(small, large, small.size())), modules::module_errc::seal_broken,
                       "seal broken");
 }
 
 TEST_F(adversarial, smaller_build_over_a_larger_one_without_seals_never_crashes_the_host) {
   IN_OWN_PROCESS(
-    registry_options o = with_preflight(5s);
+    modules::registry_options o = with_preflight(5s);
     o.loader.policy.require_seal = false;
     start(o);
     const auto small = bytes_of(built_plugin("test_plugin_v1")), large = bytes_of(built_plugin("plugin_padded"));
@@ -154,7 +154,7 @@ TEST_F(adversarial, smaller_build_over_a_larger_one_without_seals_never_crashes_
         mods->swap("alice", "calc", write_plugin("calc.so", caught_half_way(small, large, cut)));
         // Structurally sound and harmless in a child: then it must at least be the whole new build.
         EXPECT_EQ(identify(mods->get<test_api>("calc")) >> 32, 1U);
-      } catch (const module_error& e) {
+      } catch (const modules::module_error& e) {
         EXPECT_NE(std::string(e.what()).find("calc.so"), std::string::npos) << e.what();
       }
     }
@@ -164,7 +164,7 @@ TEST_F(adversarial, smaller_build_over_a_larger_one_without_seals_never_crashes_
 
 TEST_F(adversarial, every_truncation_point_is_refused_without_crashing) {
   IN_OWN_PROCESS(
-    registry_options o = registry_opts();
+    modules::registry_options o = registry_opts();
     o.loader.policy.require_seal = false;  // the ELF check alone
     start(o);
     const auto v2 = bytes_of(built_plugin("test_plugin_v2"));
@@ -174,8 +174,8 @@ TEST_F(adversarial, every_truncation_point_is_refused_without_crashing) {
       try {
         mods->swap("alice", "calc", write_plugin("calc.so", part));
         ADD_FAILURE() << "a " << cut << "-byte prefix was accepted";
-      } catch (const module_error& e) {
-        EXPECT_TRUE(e.code() == module_errc::truncated || e.code() == module_errc::not_elf) << e.what();
+      } catch (const modules::module_error& e) {
+        EXPECT_TRUE(e.code() == modules::module_errc::truncated || e.code() == modules::module_errc::not_elf) << e.what();
       }
       expect_v1_serves();
     }
@@ -190,7 +190,7 @@ TEST_F(adversarial, sparse_64_gib_file_is_refused_before_it_is_read) {
     ASSERT_TRUE(fd);
     ASSERT_EQ(::ftruncate(fd.get(), off_t{64} << 30), 0);
   }
-  expect_refused_swap(huge, module_errc::too_large, "nothing was read");
+  expect_refused_swap(huge, modules::module_errc::too_large, "nothing was read");
 }
 
 TEST_F(adversarial, unsealed_plugin_is_refused_unless_the_policy_allows_it) {
@@ -198,9 +198,9 @@ TEST_F(adversarial, unsealed_plugin_is_refused_unless_the_policy_allows_it) {
   const std::uint64_t at = seal_at(v2);
   std::fill(v2.begin() + static_cast<std::ptrdiff_t>(at), v2.begin() + static_cast<std::ptrdiff_t>(at + 32), std::byte{0});
   start();
-  expect_refused_swap(write_plugin("unsealed.so", v2), module_errc::seal_broken, "not sealed");
+  expect_refused_swap(write_plugin("unsealed.so", v2), modules::module_errc::seal_broken, "not sealed");
   mods.reset();
-  registry_options o = registry_opts();
+  modules::registry_options o = registry_opts();
   o.loader.policy.require_seal = false;
   start(o);
   mods->swap("alice", "calc", plugins / "unsealed.so");
@@ -213,7 +213,7 @@ TEST_F(adversarial, wrong_interface_with_a_thread_starting_constructor_runs_noth
   start();
   const std::size_t threads = threads_now();
   const std::size_t maps = maps_lines("plugin_wrong_interface_ctor_thread");
-  expect_refused_swap(install("plugin_wrong_interface_ctor_thread"), module_errc::interface_mismatch,
+  expect_refused_swap(install("plugin_wrong_interface_ctor_thread"), modules::module_errc::interface_mismatch,
                       "nothing was run");
   EXPECT_EQ(threads_now(), threads) << "the constructor's thread was started";
   EXPECT_EQ(maps_lines("plugin_wrong_interface_ctor_thread"), maps) << "the file was mapped";
@@ -221,18 +221,18 @@ TEST_F(adversarial, wrong_interface_with_a_thread_starting_constructor_runs_noth
 
 TEST_F(adversarial, wrong_abi_in_the_metadata_is_refused_before_dlopen) {
   start();
-  expect_refused_swap(install("plugin_wrong_abi"), module_errc::abi_mismatch, "nothing was run");
+  expect_refused_swap(install("plugin_wrong_abi"), modules::module_errc::abi_mismatch, "nothing was run");
   EXPECT_EQ(maps_lines("plugin_wrong_abi"), 0U);
 }
 
 TEST_F(adversarial, plugin_without_a_metadata_note_is_refused) {
   start();
-  expect_refused_swap(install("plugin_no_metadata"), module_errc::no_metadata, "no hotswap metadata note");
+  expect_refused_swap(install("plugin_no_metadata"), modules::module_errc::no_metadata, "no hotswap metadata note");
 }
 
 TEST_F(adversarial, metadata_that_disagrees_with_the_descriptor_is_refused) {
   start();
-  expect_refused_swap(install("plugin_note_disagrees"), module_errc::bad_descriptor, "the metadata note says");
+  expect_refused_swap(install("plugin_note_disagrees"), modules::module_errc::bad_descriptor, "the metadata note says");
 }
 
 // ---- 2b. the preflight -------------------------------------------------------------
@@ -240,35 +240,35 @@ TEST_F(adversarial, metadata_that_disagrees_with_the_descriptor_is_refused) {
 TEST_F(adversarial, preflight_refuses_a_constructor_that_crashes) {
   IN_OWN_PROCESS(
     start(with_preflight());
-    expect_refused_swap(install("plugin_ctor_crash"), module_errc::preflight_failed, "preflight failed");
+    expect_refused_swap(install("plugin_ctor_crash"), modules::module_errc::preflight_failed, "preflight failed");
   );
 }
 
 TEST_F(adversarial, preflight_refuses_a_constructor_that_exits) {
   IN_OWN_PROCESS(
     start(with_preflight());
-    expect_refused_swap(install("plugin_ctor_exit"), module_errc::preflight_failed, "exited with status 3");
+    expect_refused_swap(install("plugin_ctor_exit"), modules::module_errc::preflight_failed, "exited with status 3");
   );
 }
 
 TEST_F(adversarial, preflight_refuses_a_constructor_that_hangs) {
   IN_OWN_PROCESS(
     start(with_preflight(500ms));
-    expect_refused_swap(install("plugin_ctor_hang"), module_errc::preflight_failed, "did not finish within 500 ms");
+    expect_refused_swap(install("plugin_ctor_hang"), modules::module_errc::preflight_failed, "did not finish within 500 ms");
   );
 }
 
 TEST_F(adversarial, preflight_refuses_a_startup_that_crashes) {
   IN_OWN_PROCESS(
     start(with_preflight());
-    expect_refused_swap(install("plugin_startup_crash"), module_errc::preflight_failed, "preflight failed");
+    expect_refused_swap(install("plugin_startup_crash"), modules::module_errc::preflight_failed, "preflight failed");
   );
 }
 
 TEST_F(adversarial, preflight_refuses_a_failing_self_test_before_the_host_runs_it) {
   start(with_preflight());
   const auto loaded = mods->counters().loads.loaded;
-  expect_refused_swap(install("plugin_self_test_fail"), module_errc::preflight_failed, "self test failed");
+  expect_refused_swap(install("plugin_self_test_fail"), modules::module_errc::preflight_failed, "self test failed");
   EXPECT_EQ(mods->counters().loads.loaded, loaded) << "the host itself loaded the candidate";
 }
 
@@ -279,14 +279,14 @@ TEST_F(adversarial, preflight_passes_a_good_plugin) {
 }
 
 TEST_F(adversarial, preflight_without_its_helper_refuses) {
-  registry_options o = with_preflight();
+  modules::registry_options o = with_preflight();
   o.loader.preflight.helper = root_ / "no-such-helper";
   mods.emplace(dom, o);
   try {
     mods->add<test_api>("ops", "calc", install("test_plugin_v1"));  // add() runs it too
     ADD_FAILURE() << "accepted without a preflight";
-  } catch (const module_error& e) {
-    EXPECT_EQ(e.code(), module_errc::preflight_failed) << e.what();
+  } catch (const modules::module_error& e) {
+    EXPECT_EQ(e.code(), modules::module_errc::preflight_failed) << e.what();
     EXPECT_NE(std::string(e.what()).find("is not available"), std::string::npos) << e.what();
   }
   EXPECT_EQ(mods->counters().refusals, 1U);
@@ -310,7 +310,7 @@ TEST_F(adversarial, without_preflight_a_crashing_constructor_takes_the_host_down
 
 // ---- 3. the policy covers the whole load -------------------------------------------
 
-class dependencies : public adversarial, public ::testing::WithParamInterface<shadow_mode> {
+class dependencies : public adversarial, public ::testing::WithParamInterface<modules::shadow_mode> {
  protected:
   fs::path install_dep(mode_t mode = 0644) {
     const fs::path p = plugins / "libhs_dep.so";
@@ -320,7 +320,7 @@ class dependencies : public adversarial, public ::testing::WithParamInterface<sh
 };
 
 TEST_P(dependencies, origin_dependency_loads_from_its_checked_bytes) {
-  registry_options o = registry_opts(GetParam());
+  modules::registry_options o = registry_opts(GetParam());
   o.preflight = true;  // the child loads the checked dependency too
   start(o);
   const fs::path dep = install_dep();
@@ -331,23 +331,23 @@ TEST_P(dependencies, origin_dependency_loads_from_its_checked_bytes) {
   EXPECT_EQ(identify(mods->get<test_api>("calc")), (std::uint64_t{3} << 32) | 77U);
 }
 
-INSTANTIATE_TEST_SUITE_P(modes, dependencies, ::testing::Values(shadow_mode::file, shadow_mode::memory));
+INSTANTIATE_TEST_SUITE_P(modes, dependencies, ::testing::Values(modules::shadow_mode::file, modules::shadow_mode::memory));
 
 TEST_F(adversarial, dependency_writable_by_others_is_refused_by_name) {
   start();
   write_file(plugins / "libhs_dep.so", bytes_of(fs::path(HOTSWAP_TEST_PLUGIN_DIR) / "libhs_dep.so"), 0666);
-  expect_refused_swap(install("plugin_with_dep"), module_errc::dependency_refused, "'libhs_dep.so'");
+  expect_refused_swap(install("plugin_with_dep"), modules::module_errc::dependency_refused, "'libhs_dep.so'");
 }
 
 TEST_F(adversarial, missing_dependency_is_refused_by_name) {
   start();
-  expect_refused_swap(install("plugin_with_dep"), module_errc::dependency_refused,
+  expect_refused_swap(install("plugin_with_dep"), modules::module_errc::dependency_refused,
                       "'libhs_dep.so' is neither in the allowed directory");
 }
 
 TEST_F(adversarial, runpath_outside_the_allowed_directory_is_refused) {
   start();
-  expect_refused_swap(install("plugin_foreign_runpath"), module_errc::dependency_refused,
+  expect_refused_swap(install("plugin_foreign_runpath"), modules::module_errc::dependency_refused,
                       "RUNPATH entry '/tmp/hotswap-test-foreign-runpath' lies outside");
 }
 
@@ -355,7 +355,7 @@ TEST_F(adversarial, world_writable_allowed_directory_is_refused) {
   start();
   const fs::path v2 = install("test_plugin_v2");
   ::chmod(plugins.c_str(), 0777);
-  expect_refused_swap(v2, module_errc::insecure_permissions, "directory " + fs::canonical(plugins).string());
+  expect_refused_swap(v2, modules::module_errc::insecure_permissions, "directory " + fs::canonical(plugins).string());
   ::chmod(plugins.c_str(), 0755);
 }
 
@@ -364,13 +364,13 @@ TEST_F(adversarial, group_writable_subdirectory_is_refused) {
   fs::create_directory(plugins / "team");
   ::chmod((plugins / "team").c_str(), 0775);
   write_file(plugins / "team" / "calc.so", bytes_of(built_plugin("test_plugin_v2")));
-  expect_refused_swap(plugins / "team" / "calc.so", module_errc::insecure_permissions, "group or others");
+  expect_refused_swap(plugins / "team" / "calc.so", modules::module_errc::insecure_permissions, "group or others");
 }
 
 TEST_F(adversarial, relative_allowed_directory_does_not_follow_a_later_chdir) {
   const fs::path cwd = fs::current_path();
   fs::current_path(root_);
-  registry_options o = registry_opts();
+  modules::registry_options o = registry_opts();
   o.loader.policy.allowed_dir = "plugins";
   start(o);
   fs::current_path("/");
@@ -383,21 +383,21 @@ TEST_F(adversarial, relative_allowed_directory_does_not_follow_a_later_chdir) {
 // ---- 4. in place: what was checked is what is loaded ---------------------------------
 
 TEST_F(adversarial, in_place_file_renamed_over_after_the_check_loads_the_checked_bytes) {
-  start(shadow_mode::in_place);
+  start(modules::shadow_mode::in_place);
   const fs::path target = install("test_plugin_v2", "calc2.so");
-  const std::string checked = sha256_hex(std::span<const std::byte>(bytes_of(target)));
+  const std::string checked = modules::sha256_hex(std::span<const std::byte>(bytes_of(target)));
   const fs::path other = install("test_plugin_v3", "other.so", 0644);
   on_stage = [&](std::string_view stage, const fs::path&) {
     if (stage == "shadow") fs::rename(other, target);
   };
   mods->swap("alice", "calc", target);
   EXPECT_EQ(identify(mods->get<test_api>("calc")), id_of(2, 1)) << "not the bytes that were checked";
-  const auto swapped = log.of(module_event_kind::swapped);
+  const auto swapped = log.of(modules::module_event_kind::swapped);
   EXPECT_NE(swapped.back().message.find(checked), std::string::npos) << swapped.back().message;
 }
 
 TEST_F(adversarial, in_place_file_written_after_the_check_is_refused) {
-  start(shadow_mode::in_place);
+  start(modules::shadow_mode::in_place);
   const fs::path target = install("test_plugin_v2", "calc2.so");
   on_stage = [&](std::string_view stage, const fs::path&) {
     if (stage != "shadow") return;
@@ -407,17 +407,17 @@ TEST_F(adversarial, in_place_file_written_after_the_check_is_refused) {
     ASSERT_EQ(::pread(fd.get(), &byte, 1, 5000), 1);
     ASSERT_EQ(::pwrite(fd.get(), &byte, 1, 5000), 1);  // the same byte: a write nonetheless
   };
-  expect_refused_swap(target, module_errc::changed_while_loading, "written between its checks and dlopen");
+  expect_refused_swap(target, modules::module_errc::changed_while_loading, "written between its checks and dlopen");
 }
 
 TEST_F(adversarial, in_place_hard_link_to_a_loaded_file_is_refused) {
-  start(shadow_mode::in_place);
+  start(modules::shadow_mode::in_place);
   const fs::path alias = plugins / "alias.so";
   fs::create_hard_link(plugins / "test_plugin_v1.so", alias);
-  expect_refused([&] { mods->add<test_api>("ops", "other", alias); }, module_errc::path_busy, "hard link");
+  expect_refused([&] { mods->add<test_api>("ops", "other", alias); }, modules::module_errc::path_busy, "hard link");
 }
 
-class long_names : public adversarial, public ::testing::WithParamInterface<shadow_mode> {};
+class long_names : public adversarial, public ::testing::WithParamInterface<modules::shadow_mode> {};
 
 TEST_P(long_names, name_max_file_name_loads_in_every_shadow_mode) {
   start(GetParam());
@@ -427,7 +427,7 @@ TEST_P(long_names, name_max_file_name_loads_in_every_shadow_mode) {
 }
 
 INSTANTIATE_TEST_SUITE_P(modes, long_names,
-                         ::testing::Values(shadow_mode::file, shadow_mode::memory, shadow_mode::in_place));
+                         ::testing::Values(modules::shadow_mode::file, modules::shadow_mode::memory, modules::shadow_mode::in_place));
 
 // ---- 5. exceptions and leftovers ------------------------------------------------------
 
@@ -437,7 +437,7 @@ TEST_F(adversarial, throwing_shutdown_is_reported_and_the_version_retained) {
     mods->add<test_api>("ops", "calc", install("plugin_shutdown_throw"));
     mods->swap("alice", "calc", install("test_plugin_v2"));
     settle();
-    const auto kept = log.of(module_event_kind::retained);
+    const auto kept = log.of(modules::module_event_kind::retained);
     ASSERT_EQ(kept.size(), 1U);
     EXPECT_NE(kept[0].message.find("shutdown threw"), std::string::npos) << kept[0].message;
     EXPECT_EQ(mods->counters().loads.hook_exceptions, 1U);
@@ -448,9 +448,9 @@ TEST_F(adversarial, throwing_shutdown_is_reported_and_the_version_retained) {
 TEST_F(adversarial, failed_self_test_with_a_throwing_shutdown_is_refused_and_reported) {
   IN_OWN_PROCESS(
     start();
-    expect_refused_swap(install("plugin_self_test_fail_shutdown_throw"), module_errc::self_test_failed,
+    expect_refused_swap(install("plugin_self_test_fail_shutdown_throw"), modules::module_errc::self_test_failed,
                         "add(2, 2) returned 5");
-    const auto kept = log.of(module_event_kind::retained);
+    const auto kept = log.of(modules::module_event_kind::retained);
     ASSERT_EQ(kept.size(), 1U);
     EXPECT_NE(kept[0].message.find("shutdown threw"), std::string::npos) << kept[0].message;
   );
@@ -462,10 +462,10 @@ TEST_F(adversarial, plugin_leaving_a_thread_behind_is_retained_and_the_host_surv
     mods->add<test_api>("ops", "calc", install("plugin_leftover_thread"));
     mods->swap("alice", "calc", install("test_plugin_v2"));
     settle();
-    const auto kept = log.of(module_event_kind::retained);
+    const auto kept = log.of(modules::module_event_kind::retained);
     ASSERT_EQ(kept.size(), 1U);
     EXPECT_NE(kept[0].message.find("not declared unload-safe"), std::string::npos) << kept[0].message;
-    EXPECT_EQ(log.count(module_event_kind::unloaded), 0U);
+    EXPECT_EQ(log.count(modules::module_event_kind::unloaded), 0U);
     std::this_thread::sleep_for(50ms);  // the leftover thread keeps running the retained code
     EXPECT_EQ(mapped_files(shadow.string()).size(), 2U);
     EXPECT_EQ(identify(mods->get<test_api>("calc")) >> 32, 2U);
@@ -478,14 +478,14 @@ TEST_F(adversarial, plugin_leaving_a_signal_handler_is_retained_and_the_handler_
     mods->add<test_api>("ops", "calc", install("plugin_leftover_signal"));
     mods->swap("alice", "calc", install("test_plugin_v2"));
     settle();
-    EXPECT_EQ(log.count(module_event_kind::retained), 1U);
+    EXPECT_EQ(log.count(modules::module_event_kind::retained), 1U);
     ::raise(SIGUSR2);  // runs the retained plugin's handler
     EXPECT_EQ(identify(mods->get<test_api>("calc")) >> 32, 2U);
   );
 }
 
 TEST_F(adversarial, retained_versions_are_bounded) {
-  registry_options o = registry_opts();
+  modules::registry_options o = registry_opts();
   o.loader.max_retained = 1;
   mods.emplace(dom, o);
   mods->add<test_api>("ops", "calc", install("plugin_keep_mapped"));
@@ -495,14 +495,14 @@ TEST_F(adversarial, retained_versions_are_bounded) {
   try {
     mods->swap("alice", "calc", install("test_plugin_v2"));
     ADD_FAILURE() << "accepted past the retained limit";
-  } catch (const module_error& e) {
-    EXPECT_EQ(e.code(), module_errc::retained_limit) << e.what();
+  } catch (const modules::module_error& e) {
+    EXPECT_EQ(e.code(), modules::module_errc::retained_limit) << e.what();
   }
   EXPECT_EQ(identify(mods->get<test_api>("calc")) >> 32, 1U);
 }
 
 TEST_F(adversarial, retained_versions_keep_no_memfd_open) {
-  mods.emplace(dom, registry_opts(shadow_mode::memory));
+  mods.emplace(dom, registry_opts(modules::shadow_mode::memory));
   mods->add<test_api>("ops", "calc", install("plugin_keep_mapped"));
   settle();
   const std::size_t fds = open_fds();
@@ -518,7 +518,7 @@ TEST_F(adversarial, retained_versions_keep_no_memfd_open) {
 // ---- 6. one plugin never stalls the others --------------------------------------------
 
 TEST_F(adversarial, hung_startup_blocks_no_caller_of_any_module) {
-  registry_options o = registry_opts();
+  modules::registry_options o = registry_opts();
   o.loader.hook_deadline = 300ms;
   start(o);
   std::atomic<bool> done{false};
@@ -526,8 +526,8 @@ TEST_F(adversarial, hung_startup_blocks_no_caller_of_any_module) {
     try {
       mods->add<test_api>("ops", "slow", install("plugin_startup_hang"));
       ADD_FAILURE() << "a hung startup was published";
-    } catch (const module_error& e) {
-      EXPECT_EQ(e.code(), module_errc::hook_timeout) << e.what();
+    } catch (const modules::module_error& e) {
+      EXPECT_EQ(e.code(), modules::module_errc::hook_timeout) << e.what();
     }
     done.store(true, std::memory_order_release);  // pairs with the loop's acquire load
   });
@@ -540,16 +540,16 @@ TEST_F(adversarial, hung_startup_blocks_no_caller_of_any_module) {
   slow.join();
   EXPECT_GT(calls_while_hung, 0U) << "get() or call() waited for another module's startup";
   EXPECT_EQ(mods->counters().loads.hook_timeouts, 1U);
-  EXPECT_EQ(log.count(module_event_kind::refused), 1U);
+  EXPECT_EQ(log.count(modules::module_event_kind::refused), 1U);
 }
 
 TEST_F(adversarial, hung_startup_of_a_swap_blocks_no_caller_or_status_of_the_same_module) {
-  registry_options o = registry_opts();
+  modules::registry_options o = registry_opts();
   o.loader.hook_deadline = 300ms;
   start(o);
   std::atomic<bool> done{false};
   std::thread slow([&] {
-    EXPECT_THROW(mods->swap("alice", "calc", install("plugin_startup_hang")), module_error);
+    EXPECT_THROW(mods->swap("alice", "calc", install("plugin_startup_hang")), modules::module_error);
     done.store(true, std::memory_order_release);  // pairs with the loop's acquire load
   });
   std::size_t checks_while_hung = 0;
@@ -565,7 +565,7 @@ TEST_F(adversarial, hung_startup_of_a_swap_blocks_no_caller_or_status_of_the_sam
 }
 
 TEST_F(adversarial, hung_shutdown_delays_only_its_own_module) {
-  registry_options o = registry_opts();
+  modules::registry_options o = registry_opts();
   o.loader.hook_deadline = 200ms;
   mods.emplace(dom, o);
   mods->add<test_api>("ops", "slow", install("plugin_shutdown_hang"));
@@ -580,7 +580,7 @@ TEST_F(adversarial, hung_shutdown_delays_only_its_own_module) {
   EXPECT_TRUE(mods->check_drains().empty());
   EXPECT_EQ(identify(mods->get<test_api>("fast")) >> 32, 3U);
   ASSERT_TRUE(mods->wait_drained("slow", 1, 10s));  // reported after the hook deadline
-  const auto stuck = log.of(module_event_kind::stuck);
+  const auto stuck = log.of(modules::module_event_kind::stuck);
   ASSERT_EQ(stuck.size(), 1U);
   EXPECT_EQ(stuck[0].module, "slow");
   EXPECT_NE(stuck[0].message.find("shutdown did not return"), std::string::npos) << stuck[0].message;
@@ -599,8 +599,8 @@ TEST_F(adversarial, concurrent_swaps_by_two_principals_log_their_own_versions) {
         try {
           mods->swap(who, "calc", file);
           break;
-        } catch (const module_error& e) {
-          ASSERT_EQ(e.code(), module_errc::backpressure) << e.what();
+        } catch (const modules::module_error& e) {
+          ASSERT_EQ(e.code(), modules::module_errc::backpressure) << e.what();
           dom.barrier();
         }
       }
@@ -610,7 +610,7 @@ TEST_F(adversarial, concurrent_swaps_by_two_principals_log_their_own_versions) {
   a.join();
   b.join();
   std::set<std::uint64_t> seen;
-  for (const module_event& e : log.of(module_event_kind::swapped)) {
+  for (const modules::module_event& e : log.of(modules::module_event_kind::swapped)) {
     if (e.to_version == 1) continue;  // the add
     EXPECT_EQ(e.from_version + 1, e.to_version) << e.principal;
     EXPECT_EQ(e.to_build, e.principal == "alice" ? "v2" : "v3");
@@ -620,14 +620,14 @@ TEST_F(adversarial, concurrent_swaps_by_two_principals_log_their_own_versions) {
 }
 
 TEST_F(adversarial, throwing_sink_never_changes_the_outcome) {
-  registry_options o = registry_opts();
-  o.loader.log = [](const module_event&) { throw std::runtime_error("disk full"); };
+  modules::registry_options o = registry_opts();
+  o.loader.log = [](const modules::module_event&) { throw std::runtime_error("disk full"); };
   mods.emplace(dom, o);
   mods->add<test_api>("ops", "calc", install("test_plugin_v1"));
-  const swap_result r = mods->swap("alice", "calc", install("test_plugin_v2"));
+  const modules::swap_result r = mods->swap("alice", "calc", install("test_plugin_v2"));
   EXPECT_EQ(r.version, 2U);
   EXPECT_EQ(identify(mods->get<test_api>("calc")), id_of(2, 1));
-  EXPECT_THROW(mods->swap("alice", "calc", plugins / "missing.so"), module_error);
+  EXPECT_THROW(mods->swap("alice", "calc", plugins / "missing.so"), modules::module_error);
   EXPECT_EQ(mods->counters().refusals, 1U);
   EXPECT_GE(mods->counters().loads.sink_failures, 3U);
 }
@@ -637,33 +637,33 @@ TEST_F(adversarial, control_characters_cannot_forge_a_log_line) {
   const fs::path forged = plugins / "x.so\nrefused ok";
   write_file(forged, bytes_of(built_plugin("test_plugin_v2")));
   mods->swap("eve\r\nadmin", "calc", forged);
-  for (const module_event& e : log.of(module_event_kind::swapped))
+  for (const modules::module_event& e : log.of(modules::module_event_kind::swapped))
     for (const std::string* field : {&e.principal, &e.file, &e.message, &e.to_build})
       for (char c : *field) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20) << *field;
-  const auto last = log.of(module_event_kind::swapped).back();
+  const auto last = log.of(modules::module_event_kind::swapped).back();
   EXPECT_EQ(last.principal, "eve\\x0d\\x0aadmin");
   EXPECT_NE(last.file.find("x.so\\x0arefused ok"), std::string::npos) << last.file;
 }
 
 TEST_F(adversarial, oversized_fields_are_capped) {
-  registry_options o = registry_opts();
+  modules::registry_options o = registry_opts();
   o.loader.max_event_bytes = 1024;
   start(o);
   const std::string principal(100'000, 'p');
-  EXPECT_THROW(mods->swap(principal, "calc", plugins / "missing.so"), module_error);
-  const auto refused = log.of(module_event_kind::refused).back();
+  EXPECT_THROW(mods->swap(principal, "calc", plugins / "missing.so"), modules::module_error);
+  const auto refused = log.of(modules::module_event_kind::refused).back();
   EXPECT_LE(refused.principal.size(), 256U + 3U);
   EXPECT_LE(refused.message.size(), 1024U + 3U);
 }
 
 TEST_F(adversarial, json_lines_sink_writes_one_parseable_line_per_event) {
   std::ostringstream out;
-  registry_options o = registry_opts();
-  o.loader.log = json_lines_sink(out);
+  modules::registry_options o = registry_opts();
+  o.loader.log = modules::json_lines_sink(out);
   mods.emplace(dom, o);
   mods->add<test_api>("ops", "calc", install("test_plugin_v1"));
   mods->swap("eve\n", "calc", install("test_plugin_v2"));
-  EXPECT_THROW(mods->swap("alice", "calc", plugins / "missing\".so"), module_error);
+  EXPECT_THROW(mods->swap("alice", "calc", plugins / "missing\".so"), modules::module_error);
   std::istringstream in(out.str());
   std::vector<nlohmann::json> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
@@ -701,12 +701,12 @@ TEST_F(adversarial, running_out_of_descriptors_is_a_logged_and_counted_refusal) 
     try {
       mods->swap("alice", "calc", v2);
       ADD_FAILURE() << "accepted";
-    } catch (const module_error& e) {
+    } catch (const modules::module_error& e) {
       EXPECT_NE(std::string(e.what()).find("Too many open files"), std::string::npos) << e.what();
     }
     ::setrlimit(RLIMIT_NOFILE, &old);
     EXPECT_EQ(mods->counters().refusals, 1U);
-    EXPECT_EQ(log.count(module_event_kind::refused), 1U);
+    EXPECT_EQ(log.count(modules::module_event_kind::refused), 1U);
     expect_v1_serves();
   );
 }

@@ -59,7 +59,7 @@ void check_answer(failures& f, std::uint64_t value, std::uint64_t lo, std::uint6
                  std::to_string(lo) + ", " + std::to_string(hi + 1) + "]");
 }
 
-class swap_under_load : public module_env, public ::testing::WithParamInterface<shadow_mode> {
+class swap_under_load : public module_env, public ::testing::WithParamInterface<modules::shadow_mode> {
  protected:
   std::array<fs::path, 4> install_all() {
     std::array<fs::path, 4> files;
@@ -68,13 +68,13 @@ class swap_under_load : public module_env, public ::testing::WithParamInterface<
   }
   std::string mapping_needle() const {
     // memfds are named after the file: other tests' retained versions (other names) stay mapped.
-    return GetParam() == shadow_mode::memory ? std::string("memfd:hs.test_plugin_v") : shadow.string();
+    return GetParam() == modules::shadow_mode::memory ? std::string("memfd:hs.test_plugin_v") : shadow.string();
   }
   /// Waits (bounded) until only the serving version is left.
-  void drain_all(basic_module_slot<>& s) {
+  void drain_all(modules::basic_module_slot<>& s) {
     settle();
-    for (const version_report& r : s.versions())
-      if (r.state != version_state::serving) {
+    for (const modules::version_report& r : s.versions())
+      if (r.state != modules::version_state::serving) {
         EXPECT_TRUE(s.wait_drained(r.number, 30s)) << "version " << r.number;
       }
   }
@@ -85,8 +85,8 @@ class swap_under_load : public module_env, public ::testing::WithParamInterface<
       try {
         swap();
         return true;
-      } catch (const module_error& e) {
-        if (e.code() != module_errc::backpressure) {
+      } catch (const modules::module_error& e) {
+        if (e.code() != modules::module_errc::backpressure) {
           f.add(std::string("swap failed: ") + e.what());
           return false;
         }
@@ -101,7 +101,7 @@ class swap_under_load : public module_env, public ::testing::WithParamInterface<
 TEST_P(swap_under_load, callers_only_ever_see_serving_versions_and_nothing_grows) {
   const auto files = install_all();
   auto loader = make_loader(GetParam());
-  std::optional<module_slot<test_api>> calc;
+  std::optional<modules::module_slot<test_api>> calc;
   calc.emplace(dom, loader, "calc", files[0]);
   settle();
   const std::size_t fds0 = open_fds();
@@ -166,26 +166,26 @@ TEST_P(swap_under_load, callers_only_ever_see_serving_versions_and_nothing_grows
   EXPECT_EQ(mapped_files(mapping_needle()).size(), mapped0) << "mappings grew across " << swapped << " swaps";
   EXPECT_EQ(files_in(shadow), copies0);
   EXPECT_EQ(loader->stats().unloaded, swapped);
-  EXPECT_EQ(log.count(module_event_kind::stayed_mapped), 0U);
+  EXPECT_EQ(log.count(modules::module_event_kind::stayed_mapped), 0U);
 
   calc.reset();
   settle();
   EXPECT_EQ(files_in(shadow), 0U) << "a shadow copy was left behind";
   EXPECT_EQ(mapped_files(mapping_needle()).size(), 0U);
-  EXPECT_EQ(open_fds(), fds0 - (GetParam() == shadow_mode::memory ? 1 : 0));
+  EXPECT_EQ(open_fds(), fds0 - (GetParam() == modules::shadow_mode::memory ? 1 : 0));
   std::printf("[          ] %llu swaps, %llu per-call calls, %llu pinned sessions, max %zu versions mapped\n",
               static_cast<unsigned long long>(swapped), static_cast<unsigned long long>(calls.load()),
               static_cast<unsigned long long>(sessions.load()), max_mapped);
 }
 
-INSTANTIATE_TEST_SUITE_P(modes, swap_under_load, ::testing::Values(shadow_mode::file, shadow_mode::memory),
-                         [](const auto& info) { return info.param == shadow_mode::file ? "file" : "memfd"; });
+INSTANTIATE_TEST_SUITE_P(modes, swap_under_load, ::testing::Values(modules::shadow_mode::file, modules::shadow_mode::memory),
+                         [](const auto& info) { return info.param == modules::shadow_mode::file ? "file" : "memfd"; });
 
 class registry_under_load : public swap_under_load {};
 
 TEST_P(registry_under_load, sessions_follow_the_policy_switched_while_swapping) {
   const auto files = install_all();
-  std::optional<registry> mods;
+  std::optional<modules::registry> mods;
   mods.emplace(dom, registry_opts(GetParam()));
   mods->add<test_api>("ops", "calc", files[0]);
 
@@ -230,14 +230,14 @@ TEST_P(registry_under_load, sessions_follow_the_policy_switched_while_swapping) 
   EXPECT_GT(pinned_sessions.load(), 0U);
   EXPECT_GT(per_call_sessions.load(), 0U);
   EXPECT_EQ(mods->counters().swaps, swaps + 1);
-  EXPECT_EQ(log.count(module_event_kind::swapped), swaps + 1);
+  EXPECT_EQ(log.count(modules::module_event_kind::swapped), swaps + 1);
   mods.reset();
   settle();
   EXPECT_EQ(files_in(shadow), 0U);
-  EXPECT_EQ(log.count(module_event_kind::unloaded), swaps + 1);
+  EXPECT_EQ(log.count(modules::module_event_kind::unloaded), swaps + 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(modes, registry_under_load, ::testing::Values(shadow_mode::file),
+INSTANTIATE_TEST_SUITE_P(modes, registry_under_load, ::testing::Values(modules::shadow_mode::file),
                          [](const auto&) { return std::string("file"); });
 
 }  // namespace

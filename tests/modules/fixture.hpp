@@ -37,24 +37,24 @@ inline std::uint64_t id_of(unsigned plugin_version, std::uint64_t generation) {
 /// Collects module events from any thread.
 class event_log {
  public:
-  module_log sink() {
-    return [this](const module_event& e) {
+  modules::module_log sink() {
+    return [this](const modules::module_event& e) {
       std::lock_guard lock(mutex_);
       events_.push_back(e);
     };
   }
-  std::vector<module_event> of(module_event_kind k) const {
+  std::vector<modules::module_event> of(modules::module_event_kind k) const {
     std::lock_guard lock(mutex_);
-    std::vector<module_event> out;
+    std::vector<modules::module_event> out;
     for (const auto& e : events_)
       if (e.kind == k) out.push_back(e);
     return out;
   }
-  std::size_t count(module_event_kind k) const { return of(k).size(); }
+  std::size_t count(modules::module_event_kind k) const { return of(k).size(); }
 
  private:
   mutable std::mutex mutex_;
-  std::vector<module_event> events_;
+  std::vector<modules::module_event> events_;
 };
 
 inline std::size_t open_fds() {
@@ -125,7 +125,7 @@ class module_env : public ::testing::Test {
   /// Runs pending retires, then waits for the unload workers they started.
   void settle() {
     dom.barrier();
-    ASSERT_TRUE(wait_for_unloads(std::chrono::seconds(30)));
+    ASSERT_TRUE(modules::wait_for_unloads(std::chrono::seconds(30)));
   }
 
   /// Copies a built plugin into the plugin directory as `as` (default: its own name).
@@ -136,8 +136,8 @@ class module_env : public ::testing::Test {
     return dst;
   }
 
-  loader_options loader_opts(shadow_mode mode = shadow_mode::file) {
-    loader_options o;
+  modules::loader_options loader_opts(modules::shadow_mode mode = modules::shadow_mode::file) {
+    modules::loader_options o;
     o.shadow.mode = mode;
     o.shadow.dir = shadow;
     o.shadow.fsync = false;  // tests run on whatever /tmp is; the fsync path is covered by the bench
@@ -148,11 +148,11 @@ class module_env : public ::testing::Test {
     };
     return o;
   }
-  std::shared_ptr<const module_loader> make_loader(shadow_mode mode = shadow_mode::file) {
-    return std::make_shared<const module_loader>(loader_opts(mode));
+  std::shared_ptr<const modules::module_loader> make_loader(modules::shadow_mode mode = modules::shadow_mode::file) {
+    return std::make_shared<const modules::module_loader>(loader_opts(mode));
   }
-  registry_options registry_opts(shadow_mode mode = shadow_mode::file) {
-    registry_options o;
+  modules::registry_options registry_opts(modules::shadow_mode mode = modules::shadow_mode::file) {
+    modules::registry_options o;
     o.loader = loader_opts(mode);
     o.preflight = false;  // the tests that are about it turn it on
     return o;
@@ -164,10 +164,10 @@ class module_env : public ::testing::Test {
   hotswap::domain dom;
 };
 
-inline std::uint64_t identify(const module_ref<test_api>& m) {
+inline std::uint64_t identify(const modules::module_ref<test_api>& m) {
   return m.call([](const test_api& a) { return a.identify(); });
 }
-inline std::uint64_t identify(const module_slot<test_api>& m) {
+inline std::uint64_t identify(const modules::module_slot<test_api>& m) {
   return m.call([](const test_api& a) { return a.identify(); });
 }
 

@@ -16,15 +16,15 @@ class module_slot_test : public module_env {};
 
 TEST_F(module_slot_test, swap_migrates_state_and_unloads_the_old_version) {
   {
-    loader_options o = loader_opts();
+    modules::loader_options o = loader_opts();
     o.shadow.fsync = true;  // the default, exercised here once
-    module_slot<test_api> calc(dom, std::make_shared<const module_loader>(o), "calc", install("test_plugin_v1"));
+    modules::module_slot<test_api> calc(dom, std::make_shared<const modules::module_loader>(o), "calc", install("test_plugin_v1"));
     EXPECT_EQ(identify(calc), id_of(1, 0));
     EXPECT_EQ(calc.kernel_slot().read().version().label, "v1");
     EXPECT_EQ(calc.call([](const test_api& a) { return a.add(40, 2); }), 42U);
     EXPECT_EQ(files_in(shadow), 1U);
 
-    const swap_result r = calc.swap(install("test_plugin_v2"));
+    const modules::swap_result r = calc.swap(install("test_plugin_v2"));
     EXPECT_EQ(r.version, 2U);
     EXPECT_EQ(r.replaced, 1U);
     EXPECT_EQ(identify(calc), id_of(2, 1));  // generation moved forward by migrate
@@ -34,7 +34,7 @@ TEST_F(module_slot_test, swap_migrates_state_and_unloads_the_old_version) {
     EXPECT_EQ(calc.versions().size(), 1U);
     EXPECT_EQ(files_in(shadow), 1U);  // the old copy went with its version
     EXPECT_EQ(mapped_files(shadow.string()).size(), 1U);
-    const auto unloaded = log.of(module_event_kind::unloaded);
+    const auto unloaded = log.of(modules::module_event_kind::unloaded);
     ASSERT_EQ(unloaded.size(), 1U);
     EXPECT_EQ(unloaded[0].from_version, 1U);
     EXPECT_EQ(unloaded[0].from_build, "v1");
@@ -42,26 +42,26 @@ TEST_F(module_slot_test, swap_migrates_state_and_unloads_the_old_version) {
   settle();
   EXPECT_EQ(files_in(shadow), 0U);
   EXPECT_EQ(mapped_files(shadow.string()).size(), 0U);
-  EXPECT_EQ(log.count(module_event_kind::unloaded), 2U);
-  EXPECT_EQ(log.count(module_event_kind::stayed_mapped), 0U);
-  EXPECT_GE(log.count(module_event_kind::plugin_log), 2U);  // each startup says hello
+  EXPECT_EQ(log.count(modules::module_event_kind::unloaded), 2U);
+  EXPECT_EQ(log.count(modules::module_event_kind::stayed_mapped), 0U);
+  EXPECT_GE(log.count(modules::module_event_kind::plugin_log), 2U);  // each startup says hello
 }
 
 TEST_F(module_slot_test, shadow_copy_is_named_by_scheme_and_survives_the_original) {
   const fs::path original = install("test_plugin_v1", "calc.so");
-  module_slot<test_api> calc(dom, make_loader(), "calc", original);
+  modules::module_slot<test_api> calc(dom, make_loader(), "calc", original);
   const auto reports = calc.versions();
   ASSERT_EQ(reports.size(), 1U);
   const fs::path copy = reports[0].id.load_path;
   EXPECT_EQ(copy.parent_path(), shadow);
   pid_t pid = 0;
-  ASSERT_TRUE(shadow_store::parse_name(copy.filename().string(), &pid)) << copy;
+  ASSERT_TRUE(modules::shadow_store::parse_name(copy.filename().string(), &pid)) << copy;
   EXPECT_EQ(pid, ::getpid());
   const std::string name = copy.filename().string();
   EXPECT_NE(name.find("." + std::to_string(fs::file_size(original)) + "."), std::string::npos);
   EXPECT_NE(name.find(reports[0].id.sha256.substr(0, 16)), std::string::npos);
   EXPECT_TRUE(name.ends_with(".calc.so"));
-  EXPECT_EQ(reports[0].id.sha256, sha256_hex(std::span<const std::byte>(bytes_of(original))));
+  EXPECT_EQ(reports[0].id.sha256, modules::sha256_hex(std::span<const std::byte>(bytes_of(original))));
 
   // The operator overwrites, then deletes, the original: the loaded code does not care.
   write_file(original, bytes_of(built_plugin("test_plugin_v2")));
@@ -73,7 +73,7 @@ TEST_F(module_slot_test, shadow_copy_is_named_by_scheme_and_survives_the_origina
 TEST_F(module_slot_test, memory_mode_leaves_nothing_on_disk_and_closes_its_fd) {
   const std::size_t fds = open_fds();
   {
-    module_slot<test_api> calc(dom, make_loader(shadow_mode::memory), "calc", install("test_plugin_v1"));
+    modules::module_slot<test_api> calc(dom, make_loader(modules::shadow_mode::memory), "calc", install("test_plugin_v1"));
     EXPECT_TRUE(calc.versions()[0].id.load_path.starts_with("/proc/self/fd/"));
     EXPECT_EQ(open_fds(), fds + 1);  // the sealed memfd, open while mapped
     calc.swap(install("test_plugin_v2"));
@@ -85,22 +85,22 @@ TEST_F(module_slot_test, memory_mode_leaves_nothing_on_disk_and_closes_its_fd) {
   settle();
   EXPECT_EQ(open_fds(), fds);
   EXPECT_EQ(mapped_files("memfd:hs.test_plugin_v").size(), 0U);
-  EXPECT_EQ(log.count(module_event_kind::stayed_mapped), 0U);
+  EXPECT_EQ(log.count(modules::module_event_kind::stayed_mapped), 0U);
 }
 
 TEST_F(module_slot_test, in_place_mode_loads_the_original_once_at_a_time) {
-  auto loader = make_loader(shadow_mode::in_place);
+  auto loader = make_loader(modules::shadow_mode::in_place);
   const fs::path v1 = install("test_plugin_v1");
   {
-    module_slot<test_api> calc(dom, loader, "calc", v1);
+    modules::module_slot<test_api> calc(dom, loader, "calc", v1);
     // Loaded through the descriptor that was checked; the mapping names the original file.
     EXPECT_TRUE(calc.versions()[0].id.load_path.starts_with("/proc/self/fd/")) << calc.versions()[0].id.load_path;
     EXPECT_EQ(mapped_files(fs::canonical(v1).string()).size(), 1U);
     try {
       calc.swap(v1);
       ADD_FAILURE() << "loading a mapped path in place must be refused";
-    } catch (const module_error& e) {
-      EXPECT_EQ(e.code(), module_errc::path_busy) << e.what();
+    } catch (const modules::module_error& e) {
+      EXPECT_EQ(e.code(), modules::module_errc::path_busy) << e.what();
     }
     EXPECT_EQ(identify(calc), id_of(1, 0));
     calc.swap(install("test_plugin_v2"));
@@ -109,7 +109,7 @@ TEST_F(module_slot_test, in_place_mode_loads_the_original_once_at_a_time) {
     EXPECT_EQ(identify(calc), id_of(1, 2));
   }
   settle();
-  EXPECT_EQ(log.count(module_event_kind::stayed_mapped), 0U);
+  EXPECT_EQ(log.count(modules::module_event_kind::stayed_mapped), 0U);
 }
 
 TEST_F(module_slot_test, stale_copies_of_dead_processes_are_removed_and_nothing_else) {
@@ -121,7 +121,7 @@ TEST_F(module_slot_test, stale_copies_of_dead_processes_are_removed_and_nothing_
   const fs::path other = shadow / "notes.txt";
   const fs::path almost = shadow / "hs.4194999.x.1.2.0123456789abcdef.calc.so";
   for (const auto& p : {stale, ours, other, almost}) write_file(p, std::vector<std::byte>(4));
-  module_loader loader(loader_opts());
+  modules::module_loader loader(loader_opts());
   EXPECT_EQ(loader.shadow().stale_removed(), 1U);
   EXPECT_FALSE(fs::exists(stale));
   EXPECT_TRUE(fs::exists(ours));
@@ -133,15 +133,15 @@ TEST_F(module_slot_test, shadow_directory_open_to_others_is_refused) {
   fs::create_directory(shadow);
   ::chmod(shadow.c_str(), 0777);
   try {
-    module_loader loader(loader_opts());
+    modules::module_loader loader(loader_opts());
     ADD_FAILURE() << "a world-writable shadow directory must be refused";
-  } catch (const module_error& e) {
-    EXPECT_EQ(e.code(), module_errc::insecure_permissions) << e.what();
+  } catch (const modules::module_error& e) {
+    EXPECT_EQ(e.code(), modules::module_errc::insecure_permissions) << e.what();
   }
 }
 
 TEST_F(module_slot_test, a_pin_keeps_its_version_loaded_until_dropped) {
-  module_slot<test_api> calc(dom, make_loader(), "calc", install("test_plugin_v1"));
+  modules::module_slot<test_api> calc(dom, make_loader(), "calc", install("test_plugin_v1"));
   auto session = calc.pin();
   calc.swap(install("test_plugin_v2"));
   settle();
@@ -149,18 +149,18 @@ TEST_F(module_slot_test, a_pin_keeps_its_version_loaded_until_dropped) {
   EXPECT_EQ(identify(calc), id_of(2, 1));
   auto reports = calc.versions();
   ASSERT_EQ(reports.size(), 2U);
-  EXPECT_EQ(reports[0].state, version_state::draining);
+  EXPECT_EQ(reports[0].state, modules::version_state::draining);
   EXPECT_EQ(reports[0].pins, 1U);
-  EXPECT_EQ(reports[1].state, version_state::serving);
+  EXPECT_EQ(reports[1].state, modules::version_state::serving);
   EXPECT_EQ(reports[1].pins, 0U);
   EXPECT_FALSE(calc.wait_drained(1, 20ms));
   session.reset();
   EXPECT_TRUE(calc.wait_drained(1, 10s));
-  EXPECT_EQ(log.count(module_event_kind::unloaded), 1U);
+  EXPECT_EQ(log.count(modules::module_event_kind::unloaded), 1U);
 }
 
 TEST_F(module_slot_test, plugin_async_work_holds_a_keepalive_until_it_finishes) {
-  module_slot<test_api> calc(dom, make_loader(), "calc", install("test_plugin_v1"));
+  modules::module_slot<test_api> calc(dom, make_loader(), "calc", install("test_plugin_v1"));
   const test_api* v1 = nullptr;
   ASSERT_EQ(calc.call([&](const test_api& a) {
               v1 = &a;
@@ -177,32 +177,32 @@ TEST_F(module_slot_test, plugin_async_work_holds_a_keepalive_until_it_finishes) 
   EXPECT_EQ(v1->identify(), id_of(1, 0));  // still loaded and started: legal to call
   v1->finish_work();                       // the plugin thread releases its keepalive
   EXPECT_TRUE(calc.wait_drained(1, 10s));
-  EXPECT_EQ(log.count(module_event_kind::unloaded), 1U);
+  EXPECT_EQ(log.count(modules::module_event_kind::unloaded), 1U);
 }
 
 TEST_F(module_slot_test, unpublished_version_with_async_work_is_shut_down_then_unloaded) {
   auto loader = make_loader();
   {
-    loaded_module m = loader->open(loader->read(install("test_plugin_v1")), interface_of<test_api>(), "calc");
+    modules::loaded_module m = loader->open(loader->read(install("test_plugin_v1")), modules::interface_of<test_api>(), "calc");
     m.start();
     ASSERT_EQ(m.api<test_api>().start_work(), 1);  // a plugin thread holds a keepalive
     EXPECT_EQ(m.record().holds(), 2);
   }  // never published (a later step failed): shutdown joins the worker, which lets go
-  EXPECT_EQ(log.count(module_event_kind::unloaded), 1U);
-  EXPECT_EQ(log.count(module_event_kind::stayed_mapped), 0U);
+  EXPECT_EQ(log.count(modules::module_event_kind::unloaded), 1U);
+  EXPECT_EQ(log.count(modules::module_event_kind::stayed_mapped), 0U);
   EXPECT_EQ(files_in(shadow), 0U);
 }
 
 TEST_F(module_slot_test, unpublished_version_whose_keepalive_outlives_shutdown_is_retained) {
-  loader_options o = loader_opts();
+  modules::loader_options o = loader_opts();
   o.drain_deadline = 20ms;
-  auto loader = std::make_shared<const module_loader>(o);
+  auto loader = std::make_shared<const modules::module_loader>(o);
   {
-    loaded_module m = loader->open(loader->read(install("test_plugin_v1")), interface_of<test_api>(), "calc");
+    modules::loaded_module m = loader->open(loader->read(install("test_plugin_v1")), modules::interface_of<test_api>(), "calc");
     m.start();
     ASSERT_EQ(m.api<test_api>().hold_keepalive(), 1);  // and never released
   }
-  const auto kept = log.of(module_event_kind::retained);
+  const auto kept = log.of(modules::module_event_kind::retained);
   ASSERT_EQ(kept.size(), 1U);
   EXPECT_NE(kept[0].message.find("keepalives still held after shutdown"), std::string::npos) << kept[0].message;
   EXPECT_EQ(loader->stats().retained, 1U);
@@ -210,7 +210,7 @@ TEST_F(module_slot_test, unpublished_version_whose_keepalive_outlives_shutdown_i
 }
 
 TEST(version_record, keepalive_is_refused_once_the_version_is_leaving) {
-  version_record r(version_identity{});
+  modules::version_record r(modules::version_identity{});
   EXPECT_TRUE(r.try_hold());  // serving: async work may start
   r.retire();                 // replaced; one keepalive still out
   EXPECT_TRUE(r.try_hold());  // the version is still held: more work may join
@@ -221,11 +221,11 @@ TEST(version_record, keepalive_is_refused_once_the_version_is_leaving) {
 }
 
 TEST_F(module_slot_test, a_version_left_mapped_by_dlclose_is_quarantined_and_never_reused) {
-  module_slot<test_api> calc(dom, make_loader(), "calc", install("plugin_nodelete"));
+  modules::module_slot<test_api> calc(dom, make_loader(), "calc", install("plugin_nodelete"));
   const std::string first_copy = calc.versions()[0].id.load_path;
   calc.swap(install("test_plugin_v2"));
   ASSERT_TRUE(calc.wait_drained(1, 10s));
-  auto mapped = log.of(module_event_kind::stayed_mapped);
+  auto mapped = log.of(modules::module_event_kind::stayed_mapped);
   ASSERT_EQ(mapped.size(), 1U);
   EXPECT_NE(mapped[0].message.find("quarantined"), std::string::npos) << mapped[0].message;
   EXPECT_TRUE(fs::exists(first_copy));  // its inode stays taken
@@ -239,11 +239,11 @@ TEST_F(module_slot_test, a_version_left_mapped_by_dlclose_is_quarantined_and_nev
 
 #if defined(__GNUC__) && !defined(__clang__)
 TEST_F(module_slot_test, without_fno_gnu_unique_gcc_plugins_never_unmap) {
-  module_slot<test_api> calc(dom, make_loader(), "calc", install("plugin_gnu_unique"));
+  modules::module_slot<test_api> calc(dom, make_loader(), "calc", install("plugin_gnu_unique"));
   EXPECT_EQ(identify(calc), id_of(8, 0));
   calc.swap(install("test_plugin_v1"));
   ASSERT_TRUE(calc.wait_drained(1, 10s));
-  EXPECT_EQ(log.count(module_event_kind::stayed_mapped), 1U)
+  EXPECT_EQ(log.count(modules::module_event_kind::stayed_mapped), 1U)
       << "an inline variable became STB_GNU_UNIQUE, which makes glibc ignore dlclose";
 }
 #endif

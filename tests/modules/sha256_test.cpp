@@ -1,35 +1,35 @@
 // SHA-256 against the FIPS 180-4 / NIST example vectors.
 #include <gtest/gtest.h>
 
-#include <hotswap/module/sha256.hpp>
+#include <hotswap/module/detail/sha256.hpp>
 #include <string>
 
 namespace {
 
 TEST(sha256, known_vectors) {
-  EXPECT_EQ(hotswap::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(hotswap::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  EXPECT_EQ(hotswap::sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+  EXPECT_EQ(hotswap::modules::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(hotswap::modules::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(hotswap::modules::sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-  EXPECT_EQ(hotswap::sha256_hex("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu"),
+  EXPECT_EQ(hotswap::modules::sha256_hex("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu"),
             "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
-  EXPECT_EQ(hotswap::sha256_hex(std::string(1'000'000, 'a')),
+  EXPECT_EQ(hotswap::modules::sha256_hex(std::string(1'000'000, 'a')),
             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 TEST(sha256, padding_boundaries) {
   // 55, 56 and 64 bytes: the length field fits, just does not fit, and a full block.
-  EXPECT_EQ(hotswap::sha256_hex(std::string(55, 'a')), "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318");
-  EXPECT_EQ(hotswap::sha256_hex(std::string(56, 'a')), "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a");
-  EXPECT_EQ(hotswap::sha256_hex(std::string(64, 'a')), "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb");
+  EXPECT_EQ(hotswap::modules::sha256_hex(std::string(55, 'a')), "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318");
+  EXPECT_EQ(hotswap::modules::sha256_hex(std::string(56, 'a')), "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a");
+  EXPECT_EQ(hotswap::modules::sha256_hex(std::string(64, 'a')), "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb");
 }
 
 TEST(sha256, incremental_updates_match_one_shot) {
   std::string data;
   for (int i = 0; i < 1000; ++i) data += static_cast<char>(i * 31 + 7);
-  const std::string whole = hotswap::sha256_hex(data);
+  const std::string whole = hotswap::modules::sha256_hex(data);
   for (std::size_t step : {1U, 3U, 63U, 64U, 65U, 200U}) {
-    hotswap::sha256 h;
+    hotswap::modules::sha256 h;
     for (std::size_t at = 0; at < data.size(); at += step) h.update(std::string_view(data).substr(at, step));
     EXPECT_EQ(h.hex(), whole) << "step " << step;
   }

@@ -9,7 +9,7 @@
 namespace {
 
 std::uint64_t xxh64_of(const std::string& text) {
-  hotswap::detail::xxh64 h;
+  hotswap::watch::detail::xxh64 h;
   h.update(text);
   return h.digest();
 }
@@ -33,7 +33,7 @@ TEST(watch_hash, any_split_into_pieces_gives_the_same_value) {
   const std::string text = pattern_1000();
   const std::uint64_t whole = xxh64_of(text);
   for (std::size_t piece : {1U, 3U, 7U, 31U, 32U, 33U, 64U, 999U}) {
-    hotswap::detail::xxh64 h;
+    hotswap::watch::detail::xxh64 h;
     for (std::size_t at = 0; at < text.size(); at += piece) h.update(std::string_view(text).substr(at, piece));
     EXPECT_EQ(h.digest(), whole) << "pieces of " << piece;
   }

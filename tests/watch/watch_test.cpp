@@ -1,4 +1,4 @@
-// hotswap::watcher over real files, each test in a fresh mkdtemp directory.
+// hotswap::watch::watcher over real files, each test in a fresh mkdtemp directory.
 //
 // Every behaviour runs four ways: inotify or polling, on the watcher's own
 // thread or driven by hand through poll_once(). Nothing sleeps and hopes: a
@@ -41,11 +41,11 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-using hotswap::change_kind;
-using hotswap::file_change;
-using hotswap::watch_mode;
-using hotswap::watch_options;
-using hotswap::watcher;
+using hotswap::watch::change_kind;
+using hotswap::watch::file_change;
+using hotswap::watch::watch_mode;
+using hotswap::watch::watch_options;
+using hotswap::watch::watcher;
 
 constexpr auto bounded_wait = 5s;  // every wait in this file ends by then
 
@@ -87,7 +87,7 @@ void replace_file(const fs::path& path, const std::string& content) {
 }
 
 std::uint64_t xxh64_of(const std::string& text) {
-  hotswap::detail::xxh64 h;
+  hotswap::watch::detail::xxh64 h;
   h.update(text);
   return h.digest();
 }
@@ -234,7 +234,7 @@ TEST_P(watch_test, write_in_chunks_within_the_window_reports_once) {
 }
 
 TEST_P(watch_test, rename_into_place_reports_the_target_once_per_save) {
-  watch({.filter = hotswap::name_equals("app.toml")});
+  watch({.filter = hotswap::watch::name_equals("app.toml")});
   replace_file(dir / "app.toml", "v = 1\n");
   ASSERT_TRUE(wait_for_changes(1));
   replace_file(dir / "app.toml", "v = 2\n");  // over an existing file this time
@@ -259,7 +259,7 @@ TEST_P(watch_test, saving_identical_content_reports_nothing) {
 }
 
 TEST_P(watch_test, names_outside_the_filter_are_not_reported) {
-  watch({.filter = hotswap::name_ends_with(".so")});
+  watch({.filter = hotswap::watch::name_ends_with(".so")});
   write_file(dir / "notes.txt", "x");
   write_file(dir / "libplugin.so.partial", "x");
   settled(0);
@@ -519,7 +519,7 @@ TEST(watch_inotify, a_real_queue_overflow_is_repaired_by_a_rescan) {
   write_file(dir / "noise-b", "");
   recorder seen;
   // Driven by hand: nothing reads the queue while it is being overfilled.
-  watcher w(dir.path(), {.filter = hotswap::name_equals("app.toml"), .debounce = 1ms, .mode = watch_mode::inotify},
+  watcher w(dir.path(), {.filter = hotswap::watch::name_equals("app.toml"), .debounce = 1ms, .mode = watch_mode::inotify},
             seen.on_change());
   // Alternate names so the kernel cannot merge consecutive identical events.
   for (int i = 0; i <= max_queued; ++i) {

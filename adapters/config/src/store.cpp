@@ -51,14 +51,14 @@ store::store(hotswap::domain& dom, fs::path main_file, schema rules, store_optio
     : domain_(dom), files_(std::move(main_file)), rules_(std::move(rules)), options_(std::move(options)) {
   // The watcher goes in before the file is read: a save made while it is
   // read is then reported once start() runs, and handled then.
-  watch_options watching;
-  watching.filter = name_equals(files_.main_file().filename().string());
+  watch::watch_options watching;
+  watching.filter = watch::name_equals(files_.main_file().filename().string());
   watching.debounce = options_.debounce;
   watching.mode = options_.watch;
   watching.on_error = [this](const std::exception& e) { log(log_level::error, e.what()); };
-  watcher_ = std::make_unique<hotswap::watcher>(files_.directory(), std::move(watching),
-                                                [this](const file_change& c) {
-                                                  if (c.kind == change_kind::removed) {
+  watcher_ = std::make_unique<hotswap::watch::watcher>(files_.directory(), std::move(watching),
+                                                [this](const watch::file_change& c) {
+                                                  if (c.kind == watch::change_kind::removed) {
                                                     log(log_level::warning, files_.main_file().string() +
                                                                                 " was removed; the serving version keeps serving");
                                                     return;

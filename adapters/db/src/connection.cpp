@@ -32,8 +32,8 @@ struct connection::registered_fn {
 
 struct connection::attachment {
   std::string name;
-  module_ref<container_api> ref;
-  module_pin<container_api> pin;  // the version this connection runs
+  modules::module_ref<container_api> ref;
+  modules::module_pin<container_api> pin;  // the version this connection runs
   void* conn_state = nullptr;
   bool started = false;               // conn_state came from a successful startup
   std::uint64_t refused_version = 0;  // a newer version whose startup failed here
@@ -63,7 +63,7 @@ int sqlite_flags(std::uint32_t flags) {
   return out;
 }
 
-std::string label(const std::string& container, const module_pin<container_api>& pin) {
+std::string label(const std::string& container, const modules::module_pin<container_api>& pin) {
   return container + " version " + std::to_string(pin.version().number) + " (" +
          pin.module().descriptor().build_version + ")";
 }
@@ -118,14 +118,14 @@ std::string guarded(Call&& call) noexcept {
   return why;
 }
 
-void shutdown_guarded(const module_pin<container_api>& pin, sqlite3* db, void* state) noexcept {
+void shutdown_guarded(const modules::module_pin<container_api>& pin, sqlite3* db, void* state) noexcept {
   try {
     pin->connection_shutdown(pin.state(), db, state);
   } catch (...) {  // nothing to report it to but the container is leaving anyway
   }
 }
 
-std::string startup(const module_pin<container_api>& pin, sqlite3* db, const hotswap_db_saved_state* saved,
+std::string startup(const modules::module_pin<container_api>& pin, sqlite3* db, const hotswap_db_saved_state* saved,
                     void** state) {
   *state = nullptr;
   return guarded([&](hotswap_plugin_error* e) { return pin->connection_startup(pin.state(), db, saved, state, e); });
@@ -301,7 +301,7 @@ bool connection::safe_point() {
 
 // Shutdown the old version, startup the new one; on failure, back to the old one.
 void connection::move(attachment& a) {
-  module_pin<container_api> next = a.ref.pin();
+  modules::module_pin<container_api> next = a.ref.pin();
   const std::uint64_t n = next.version().number;
   if (n == a.pin.version().number || n == a.refused_version) return;
   auto refuse = [&](const std::string& why) {

@@ -10,13 +10,13 @@ namespace hotswap::db {
 
 namespace {
 
-registry_options registry_options_of(const host_options& o) {
+modules::registry_options registry_options_of(const host_options& o) {
   if (o.container_dir.empty()) throw std::invalid_argument("hotswap::db::container_host: container_dir is required");
-  registry_options r;
+  modules::registry_options r;
   r.loader.policy.allowed_dir = std::filesystem::absolute(o.container_dir);
   r.loader.policy.sha256_allow = o.sha256_allow;
   r.loader.policy.check_permissions = o.check_permissions;
-  r.loader.shadow.mode = o.shadow_copies ? shadow_mode::file : shadow_mode::in_place;
+  r.loader.shadow.mode = o.shadow_copies ? modules::shadow_mode::file : modules::shadow_mode::in_place;
   r.loader.shadow.dir = o.shadow_dir;
   r.loader.log = o.log;
   r.history = o.history;
@@ -75,7 +75,7 @@ swap_report container_host::publish(const std::string& name, const swap_options&
     emit_refusal(options.principal, name, file.string(), why);
     throw db_error(db_errc::used_by_schema, why);
   }
-  const swap_result r = rollback ? registry_.rollback(options.principal, name, version)
+  const modules::swap_result r = rollback ? registry_.rollback(options.principal, name, version)
                                  : registry_.swap(options.principal, name, file);
   if (r.record) {
     std::lock_guard lock(mutex_);
@@ -93,7 +93,7 @@ swap_report container_host::publish(const std::string& name, const swap_options&
 std::vector<schema_use> container_host::uses_of(const std::string& name) {
   std::vector<std::string> deterministic;
   {
-    module_pin<container_api> serving = container(name).pin();
+    modules::module_pin<container_api> serving = container(name).pin();
     for (std::uint32_t i = 0; i < serving->function_count; ++i) {
       const hotswap_db_function& f = serving->functions[i];
       if ((f.flags & HOTSWAP_DB_DETERMINISTIC) != 0 && f.name != nullptr) deterministic.emplace_back(f.name);
@@ -138,7 +138,7 @@ std::vector<container_status> container_host::list() {
     s.name = name;
     s.serving = registry_.module(name).current_version();
     s.versions = registry_.status(name);
-    for (const version_report& r : s.versions)
+    for (const modules::version_report& r : s.versions)
       if (r.number == s.serving) {
         s.build = r.id.build_version;
         s.file = r.id.file;
@@ -150,11 +150,11 @@ std::vector<container_status> container_host::list() {
 
 void container_host::watch(std::chrono::milliseconds debounce) {
   if (watcher_) return;
-  watch_options w;
-  w.filter = name_ends_with(".so");
+  watch::watch_options w;
+  w.filter = watch::name_ends_with(".so");
   w.debounce = debounce;
-  watcher_ = std::make_unique<watcher>(options_.container_dir, w, [this](const file_change& c) {
-    if (c.kind != change_kind::changed) return;
+  watcher_ = std::make_unique<watch::watcher>(options_.container_dir, w, [this](const watch::file_change& c) {
+    if (c.kind != watch::change_kind::changed) return;
     std::vector<std::string> names;
     {
       std::lock_guard lock(mutex_);
@@ -189,7 +189,7 @@ void container_host::remove_database(const std::string& path) {
 void container_host::emit_refusal(const std::string& principal, const std::string& name, const std::string& file,
                                   const std::string& why) {
   if (!options_.log) return;
-  module_event e{module_event_kind::refused, principal, name, file, 0, 0, {}, {}, why};
+  modules::module_event e{modules::module_event_kind::refused, principal, name, file, 0, 0, {}, {}, why};
   try {
     e.from_version = registry_.module(name).current_version();
     options_.log(e);

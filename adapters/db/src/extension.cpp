@@ -128,8 +128,8 @@ void list_fn(sqlite3_context* ctx, int, sqlite3_value**) {
       if (pc.conn) out << "; this connection runs version " << pc.conn->version_of(s.name);
       if (pc.conn && !pc.conn->last_error(s.name).empty()) out << " (" << pc.conn->last_error(s.name) << ")";
       out << "; versions:";
-      for (const hotswap::version_report& r : s.versions)
-        out << ' ' << r.number << '=' << hotswap::to_string(r.state);
+      for (const hotswap::modules::version_report& r : s.versions)
+        out << ' ' << r.number << '=' << hotswap::modules::to_string(r.state);
       out << '\n';
     }
     std::string text = out.str();

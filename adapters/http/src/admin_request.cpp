@@ -98,18 +98,18 @@ admin_parse<std::filesystem::path> resolve_plugin_file(const std::filesystem::pa
   return dir / std::string(name);
 }
 
-int status_of(module_errc code) noexcept {
+int status_of(modules::module_errc code) noexcept {
   switch (code) {
-    case module_errc::outside_allowed_dir:
-    case module_errc::insecure_permissions:
-    case module_errc::wrong_owner:
-    case module_errc::hash_not_allowed:
-    case module_errc::principal_not_allowed: return 403;
-    case module_errc::unknown_module:
-    case module_errc::unknown_version: return 404;
-    case module_errc::conflict:
-    case module_errc::backpressure:
-    case module_errc::path_busy: return 409;
+    case modules::module_errc::outside_allowed_dir:
+    case modules::module_errc::insecure_permissions:
+    case modules::module_errc::wrong_owner:
+    case modules::module_errc::hash_not_allowed:
+    case modules::module_errc::principal_not_allowed: return 403;
+    case modules::module_errc::unknown_module:
+    case modules::module_errc::unknown_version: return 404;
+    case modules::module_errc::conflict:
+    case modules::module_errc::backpressure:
+    case modules::module_errc::path_busy: return 409;
     default: return 422;  // the file could not be read, loaded, started or self-tested
   }
 }

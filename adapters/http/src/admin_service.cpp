@@ -187,9 +187,9 @@ response registry_call(std::mutex* lock, const std::string& module, Request&& re
   if (lock && !guard.owns_lock())
     return error_response(409, "conflict: a swap or rollback of '" + module + "' is in progress");
   try {
-    const swap_result r = request();
+    const modules::swap_result r = request();
     json stages_ms = json::object();  // where the swap's time went, by stage
-    r.timing.for_each([&](const char* stage, swap_timing::duration d) {
+    r.timing.for_each([&](const char* stage, modules::swap_timing::duration d) {
       stages_ms[stage] = std::chrono::duration<double, std::milli>(d).count();
     });
     return json_response(bhttp::status::ok, json{{"module", module},
@@ -200,7 +200,7 @@ response registry_call(std::mutex* lock, const std::string& module, Request&& re
                                                  {"took_ms", std::chrono::duration<double, std::milli>(r.timing.total()).count()},
                                                  {"stages_ms", std::move(stages_ms)},
                                                  {"preflight_remembered", r.timing.preflight_remembered}});
-  } catch (const module_error& e) {
+  } catch (const modules::module_error& e) {
     return error_response(status_of(e.code()), e.what());
   }
 }

@@ -86,7 +86,7 @@ std::string server::impl::metrics_text() const {
        "# TYPE hotswap_http_connections_rejected_total counter\n"
     << "hotswap_http_connections_rejected_total " << rejected.load(std::memory_order_relaxed) << "\n";
 
-  const registry_counters rc = registry->counters();
+  const modules::registry_counters rc = registry->counters();
   o << "# HELP hotswap_module_swaps_total Versions published by add or swap.\n# TYPE hotswap_module_swaps_total counter\n"
     << "hotswap_module_swaps_total " << rc.swaps << "\n"
     << "# HELP hotswap_module_rollbacks_total Versions published by rollback.\n"
@@ -132,7 +132,7 @@ std::string server::impl::status_json() {
   for (const auto& name : registry->names()) {
     json m{{"name", name}, {"serving_version", registry->module(name).current_version()}};
     m["versions"] = json::array();
-    for (const version_report& v : registry->status(name))
+    for (const modules::version_report& v : registry->status(name))
       m["versions"].push_back({{"version", v.number},
                                {"build", v.id.build_version},
                                {"state", to_string(v.state)},
@@ -143,7 +143,7 @@ std::string server::impl::status_json() {
                                {"drain_ms", std::chrono::duration<double, std::milli>(v.drain_time).count()}});
     out["modules"].push_back(std::move(m));
   }
-  const registry_counters rc = registry->counters();
+  const modules::registry_counters rc = registry->counters();
   out["counters"] = {{"swaps", rc.swaps},
                      {"rollbacks", rc.rollbacks},
                      {"refusals", rc.refusals},
@@ -154,7 +154,7 @@ std::string server::impl::status_json() {
                      {"preflights_remembered", rc.loads.preflights_remembered},
                      {"open_connections", open_connections.load(std::memory_order_relaxed)}};  // a statistic
   out["audit"] = json::array();
-  for (const module_event& e : audit->recent())
+  for (const modules::module_event& e : audit->recent())
     out["audit"].push_back({{"kind", to_string(e.kind)},
                             {"principal", e.principal},
                             {"module", e.module},

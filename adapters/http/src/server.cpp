@@ -167,7 +167,7 @@ std::string escape_text(std::string_view s) {
   return out;
 }
 
-void audit_log::add(const module_event& e) {
+void audit_log::add(const modules::module_event& e) {
   std::fprintf(stderr, "audit: %s principal=\"%s\" module=\"%s\" file=\"%s\" from=%llu to=%llu: %s\n",
                to_string(e.kind), escape_text(e.principal).c_str(), escape_text(e.module).c_str(),
                escape_text(e.file).c_str(), static_cast<unsigned long long>(e.from_version),
@@ -177,7 +177,7 @@ void audit_log::add(const module_event& e) {
   while (events_.size() > keep_) events_.pop_front();
 }
 
-std::vector<module_event> audit_log::recent() const {
+std::vector<modules::module_event> audit_log::recent() const {
   std::lock_guard lock(mutex_);
   return {events_.begin(), events_.end()};
 }
@@ -190,14 +190,14 @@ server::impl::impl(server_config c) : config(std::move(c)), audit(std::make_shar
   if (config.plugin_dir.empty()) throw config_error("plugin-dir: required (the only directory modules load from)");
   if (config.routes.empty()) throw config_error("route: at least one is required (e.g. --route /=greeting:greeting-1.so)");
   config.plugin_dir = std::filesystem::absolute(config.plugin_dir);
-  registry_options ro;
+  modules::registry_options ro;
   ro.loader.policy.allowed_dir = config.plugin_dir;
   ro.loader.shadow.dir = config.shadow_dir;
   // The shadow copy is private and re-made after a crash: flushing it to disk
   // protects nothing, and on a disk-backed directory it was the costliest stage
   // of a swap left once the preflight is remembered (CPU and wall alike).
   ro.loader.shadow.fsync = false;
-  ro.loader.log = [a = audit](const module_event& e) { a->add(e); };
+  ro.loader.log = [a = audit](const modules::module_event& e) { a->add(e); };
   registry.emplace(domain, std::move(ro));
 
   // Modules in the order the routes name them; then the routes, longest
@@ -243,10 +243,10 @@ server::impl::impl(server_config c) : config(std::move(c)), audit(std::make_shar
   if (!config.watch_dir.empty()) {
     const auto dir = std::filesystem::weakly_canonical(std::filesystem::absolute(config.watch_dir));
     const auto allowed = std::filesystem::weakly_canonical(config.plugin_dir);
-    if (dir != allowed && !hotswap::detail::path_within(dir, allowed))
+    if (dir != allowed && !hotswap::modules::detail::path_within(dir, allowed))
       throw config_error("watch " + config.watch_dir.string() + ": must be inside plugin-dir " + allowed.string());
-    watch = std::make_unique<hotswap::watcher>(dir, watch_options{.filter = name_ends_with(".so")},
-                                              [this](const file_change& c) { on_watched_change(c); });
+    watch = std::make_unique<hotswap::watch::watcher>(dir, watch::watch_options{.filter = watch::name_ends_with(".so")},
+                                              [this](const watch::file_change& c) { on_watched_change(c); });
   }
 }
 
@@ -312,8 +312,8 @@ void server::impl::check_drains_periodically() {
   });
 }
 
-void server::impl::on_watched_change(const file_change& change) {
-  if (change.kind != change_kind::changed) return;
+void server::impl::on_watched_change(const watch::file_change& change) {
+  if (change.kind != watch::change_kind::changed) return;
   const std::string name = change.path.filename().string();
   const std::string module = name.substr(0, std::min(name.find('-'), name.find('.')));
   const auto known = registry->names();
@@ -323,7 +323,7 @@ void server::impl::on_watched_change(const file_change& change) {
   }
   try {
     registry->swap("watch", module, change.path);
-  } catch (const module_error&) {  // refused, audited and counted by the registry; the serving version serves on
+  } catch (const modules::module_error&) {  // refused, audited and counted by the registry; the serving version serves on
   }
 }
 
@@ -367,7 +367,7 @@ void server::stop() { impl_->stop(); }
 void server::wait() { impl_->wait(); }
 std::uint16_t server::port() const noexcept { return impl_->bound_port; }
 std::uint16_t server::admin_port() const noexcept { return impl_->admin ? impl_->admin->port() : 0; }
-hotswap::registry& server::modules() noexcept { return *impl_->registry; }
+hotswap::modules::registry& server::modules() noexcept { return *impl_->registry; }
 std::string server::metrics_text() const { return impl_->metrics_text(); }
 std::string server::status_json() const { return impl_->status_json(); }
 

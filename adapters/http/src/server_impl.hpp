@@ -27,7 +27,7 @@ namespace hotswap::http {
 namespace detail {
 
 using tcp = net::ip::tcp;
-using app_pin = module_pin<hotswap_http_app>;
+using app_pin = modules::module_pin<hotswap_http_app>;
 
 /// A path prefix and the module behind it. The module_ref is resolved once at
 /// start, so a request takes no registry lock and no name lookup.
@@ -35,10 +35,10 @@ struct route_entry {
   std::string prefix;
   std::string module;
   std::size_t index = 0;
-  module_ref<hotswap_http_app> ref;
+  modules::module_ref<hotswap_http_app> ref;
   std::atomic<version_policy> policy{version_policy::per_request};
 
-  route_entry(std::string p, std::string m, std::size_t i, module_ref<hotswap_http_app> r, version_policy pol)
+  route_entry(std::string p, std::string m, std::size_t i, modules::module_ref<hotswap_http_app> r, version_policy pol)
       : prefix(std::move(p)), module(std::move(m)), index(i), ref(r), policy(pol) {}
   bool matches(std::string_view target) const noexcept {
     if (!target.starts_with(prefix)) return false;
@@ -103,13 +103,13 @@ struct worker {
 class audit_log {
  public:
   explicit audit_log(std::size_t keep) : keep_(keep) {}
-  void add(const module_event& e);
-  std::vector<module_event> recent() const;
+  void add(const modules::module_event& e);
+  std::vector<modules::module_event> recent() const;
 
  private:
   std::size_t keep_;
   mutable std::mutex mutex_;
-  std::deque<module_event> events_;
+  std::deque<modules::module_event> events_;
 };
 
 /// Text with control characters, quotes and backslashes escaped (\n, \x01...).
@@ -128,14 +128,14 @@ struct server::impl {
   void wait();
   void accept(detail::worker& w);
   void check_drains_periodically();
-  void on_watched_change(const file_change& change);
+  void on_watched_change(const watch::file_change& change);
   std::string metrics_text() const;
   std::string status_json();  // the registry's status calls are not const
 
   server_config config;
   std::shared_ptr<detail::audit_log> audit;
   hotswap::domain domain;
-  std::optional<hotswap::registry> registry;
+  std::optional<hotswap::modules::registry> registry;
   std::vector<std::unique_ptr<detail::route_entry>> routes;
   std::vector<std::unique_ptr<detail::worker>> workers;
   detail::connection_limits limits;
@@ -148,7 +148,7 @@ struct server::impl {
   std::optional<detail::net::steady_timer> drain_timer;
   std::unique_ptr<detail::admin_service> admin;
   std::thread control_thread;
-  std::unique_ptr<hotswap::watcher> watch;
+  std::unique_ptr<hotswap::watch::watcher> watch;
 
   std::atomic<bool> stopping{false};
   bool started = false, joined = false;

@@ -1,5 +1,5 @@
 // hotswap-preflight: loads one plugin candidate in a process of its own and
-// reports whether it survived (see <hotswap/module/preflight.hpp>).
+// reports whether it survived (see <hotswap/module/detail/preflight.hpp>).
 //
 //   hotswap-preflight <interface name> <interface version> <table size> hooks|load [dependency fd]...
 //   fd 3: the candidate's bytes (a sealed memfd); fd 4: the report pipe; then
@@ -13,7 +13,7 @@
 #include <cstring>
 #include <string>
 
-#include <hotswap/module/descriptor_check.hpp>
+#include <hotswap/module/detail/descriptor_check.hpp>
 #include <hotswap/module/plugin.h>
 
 namespace {
@@ -48,7 +48,7 @@ int hook_failure(const char* what, int rc, const hotswap_plugin_error& e) {
 
 int run(int argc, char** argv) {
   if (argc < 5) return refuse("usage: hotswap-preflight <interface> <version> <table size> hooks|load [fd]...");
-  const hotswap::interface_id expected{argv[1], static_cast<std::uint32_t>(std::strtoul(argv[2], nullptr, 10)),
+  const hotswap::modules::interface_id expected{argv[1], static_cast<std::uint32_t>(std::strtoul(argv[2], nullptr, 10)),
                                        static_cast<std::size_t>(std::strtoull(argv[3], nullptr, 10))};
   const bool hooks = std::strcmp(argv[4], "hooks") == 0;
   for (int i = 5; i < argc; ++i)
@@ -64,7 +64,7 @@ int run(int argc, char** argv) {
   void* entry = ::dlsym(handle, HOTSWAP_PLUGIN_ENTRY_SYMBOL);
   if (entry == nullptr) return refuse("no descriptor: " HOTSWAP_PLUGIN_ENTRY_SYMBOL "() is not exported");
   const hotswap_plugin_descriptor* d = reinterpret_cast<hotswap_plugin_entry_fn>(entry)();
-  if (auto problem = hotswap::check_descriptor(d, expected)) return refuse(problem->cause);
+  if (auto problem = hotswap::modules::check_descriptor(d, expected)) return refuse(problem->cause);
   if (hooks) {
     hotswap_host_api host{sizeof(hotswap_host_api), nullptr, &keepalive_acquire, &keepalive_release, &host_log};
     void* state = nullptr;

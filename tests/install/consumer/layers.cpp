@@ -11,10 +11,10 @@
 int main() {
   const std::filesystem::path plugin = PLUGIN_PATH;
   hotswap::domain dom;
-  hotswap::registry mods(dom, {.loader = {.policy = {.allowed_dir = plugin.parent_path()}}});
+  hotswap::modules::registry mods(dom, {.loader = {.policy = {.allowed_dir = plugin.parent_path()}}});
   mods.add<consumer_api>("consumer", "answer", plugin);
   const int seen = mods.get<consumer_api>("answer").call([](const consumer_api& a) { return a.answer(); });
-  hotswap::watcher watch(plugin.parent_path(), {}, [](const hotswap::file_change&) {});
+  hotswap::watch::watcher watch(plugin.parent_path(), {}, [](const hotswap::watch::file_change&) {});
   std::printf("consumer's plugin answers %d\n", seen);
   return seen == 42 ? 0 : 1;
 }

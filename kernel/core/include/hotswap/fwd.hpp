@@ -1,6 +1,8 @@
-// Every public name of the core layer, once: a map of its API. The modules
-// layer (<hotswap/module/module.hpp>) and the watch layer (<hotswap/watch.hpp>)
-// sit above it and open with their own maps.
+// Every public name of the core layer, once: a map of its API. The core's
+// names are in hotswap, its internals in hotswap::detail. The modules layer
+// (<hotswap/module/module.hpp>, hotswap::modules) and the watch layer
+// (<hotswap/watch.hpp>, hotswap::watch) sit above it, each with a detail
+// namespace of its own, and open with their own maps.
 #pragma once
 
 #include <cstdint>

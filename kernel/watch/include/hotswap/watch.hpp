@@ -1,10 +1,10 @@
 // Change detection for plugin and config files: tells the host when a file in
 // one directory has a new, complete content, off every call path.
 //
-//   hotswap::watcher plugins("/srv/plugins",
-//       {.filter = hotswap::name_ends_with(".so"), .debounce = std::chrono::milliseconds(100)},
-//       [&](const hotswap::file_change& c) {
-//         if (c.kind == hotswap::change_kind::changed) registry.load(c.path);  // load, check, publish
+//   hotswap::watch::watcher plugins("/srv/plugins",
+//       {.filter = hotswap::watch::name_ends_with(".so"), .debounce = std::chrono::milliseconds(100)},
+//       [&](const hotswap::watch::file_change& c) {
+//         if (c.kind == hotswap::watch::change_kind::changed) registry.load(c.path);  // load, check, publish
 //       });
 //   plugins.start();  // its own thread; the destructor stops it
 //
@@ -34,6 +34,9 @@
 // guarantee that a reported file is complete (a writer that pauses longer than
 // the debounce with the file open can be read half-way: the loader's sanity
 // checks refuse it, and the finished write is reported again); tell who wrote.
+//
+// Names: hotswap::watch (its vocabulary in watch/detail/options.hpp, brought
+// in here), internals in hotswap::watch::detail.
 #pragma once
 
 #include <sys/epoll.h>
@@ -63,7 +66,7 @@
 #include "watch/detail/options.hpp"
 #include "watch/detail/tracker.hpp"
 
-namespace hotswap {
+namespace hotswap::watch {
 
 /// Watches one directory and calls back with each file_change.
 ///
@@ -88,7 +91,7 @@ class watcher {
                  [this](const file_change& c) { on_change_(c); },
                  [this](const std::exception& e) { report(e); }) {
     const std::string dir = directory_.string();
-    if (!on_change_) throw std::invalid_argument("hotswap::watcher: no callback for '" + dir + "'");
+    if (!on_change_) throw std::invalid_argument("hotswap::watch::watcher: no callback for '" + dir + "'");
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) throw_system_error(errno, "cannot watch '" + dir + "'");
     if (!S_ISDIR(st.st_mode)) throw_system_error(ENOTDIR, "cannot watch '" + dir + "'");
@@ -110,7 +113,7 @@ class watcher {
         add_to_ready_set(inotify_.fd());
         mode = watch_mode::inotify;
       } else if (options_.mode == watch_mode::inotify || directory_problem) {
-        throw std::system_error(ec, "hotswap::watcher: cannot watch '" + dir + "' with inotify");
+        throw std::system_error(ec, "hotswap::watch::watcher: cannot watch '" + dir + "' with inotify");
       } else {
         inotify_error_ = ec;  // automatic: fall back to polling
       }
@@ -157,13 +160,13 @@ class watcher {
   ///
   ///   for (;;) {
   ///     pollfd fd{w.readable_fd(), POLLIN, 0};
-  ///     ::poll(&fd, 1, hotswap::watcher::poll_timeout_ms(w.poll_once()));
+  ///     ::poll(&fd, 1, hotswap::watch::watcher::poll_timeout_ms(w.poll_once()));
   ///   }
   clock::time_point poll_once() {
     if (thread_running_.load(std::memory_order_relaxed))
-      throw std::logic_error("hotswap::watcher: poll_once() while its own thread runs");
+      throw std::logic_error("hotswap::watch::watcher: poll_once() while its own thread runs");
     if (driver_.load(std::memory_order_relaxed) == std::this_thread::get_id())
-      throw std::logic_error("hotswap::watcher: poll_once() from inside the callback");
+      throw std::logic_error("hotswap::watch::watcher: poll_once() from inside the callback");
     driver_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     struct release_driver {
       std::atomic<std::thread::id>& driver;
@@ -202,7 +205,7 @@ class watcher {
   /// Without a thread, call it from the owning thread.
   bool sync(std::chrono::nanoseconds timeout) {
     if (std::this_thread::get_id() == driver_.load(std::memory_order_relaxed))
-      throw std::logic_error("hotswap::watcher: sync() from inside the callback would wait for itself");
+      throw std::logic_error("hotswap::watch::watcher: sync() from inside the callback would wait for itself");
     const auto deadline = clock::now() + std::min(timeout, std::chrono::nanoseconds(std::chrono::hours(24 * 365)));
     std::uint64_t ticket = 0;
     {
@@ -238,7 +241,7 @@ class watcher {
 
  private:
   [[noreturn]] static void throw_system_error(int error, const std::string& what) {
-    throw std::system_error(error, std::system_category(), "hotswap::watcher: " + what);
+    throw std::system_error(error, std::system_category(), "hotswap::watch::watcher: " + what);
   }
 
   void add_to_ready_set(int fd) {
@@ -337,11 +340,11 @@ class watcher {
       }
     });
     if (ec) {
-      report(std::system_error(ec, "hotswap::watcher: cannot read inotify events for '" + directory_.string() +
+      report(std::system_error(ec, "hotswap::watch::watcher: cannot read inotify events for '" + directory_.string() +
                                        "'; polling from now on"));
       lost = true;
     } else if (lost) {
-      report(std::runtime_error("hotswap::watcher: '" + directory_.string() +
+      report(std::runtime_error("hotswap::watch::watcher: '" + directory_.string() +
                                 "' was moved, removed or unmounted; polling its path from now on"));
     }
     if (lost) {
@@ -368,7 +371,7 @@ class watcher {
     } catch (const std::exception& e) {
       report(e);
     } catch (...) {
-      report(std::runtime_error("hotswap::watcher: a non-standard exception on the watcher thread"));
+      report(std::runtime_error("hotswap::watch::watcher: a non-standard exception on the watcher thread"));
     }
   }
 
@@ -377,8 +380,8 @@ class watcher {
   callback on_change_;
   detail::change_tracker tracker_;  // driver-thread state from here down to next_scan_
   detail::inotify_watch inotify_;
-  detail::unique_fd wake_;   ///< eventfd: stop(), rescan() and sync() requests
-  detail::unique_fd ready_;  ///< epoll set of wake_ and inotify_: what the driver sleeps on
+  hotswap::detail::unique_fd wake_;   ///< eventfd: stop(), rescan() and sync() requests
+  hotswap::detail::unique_fd ready_;  ///< epoll set of wake_ and inotify_: what the driver sleeps on
   clock::time_point next_scan_{};
   std::uint64_t sync_scanned_ = 0;
   std::error_code inotify_error_;
@@ -400,4 +403,4 @@ class watcher {
   std::thread thread_;  // last: started after, and joined before, everything above is torn down
 };
 
-}  // namespace hotswap
+}  // namespace hotswap::watch

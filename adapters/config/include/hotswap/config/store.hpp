@@ -80,7 +80,7 @@ struct store_options {
   /// Passed to the watcher: a save must be quiet this long before it is read.
   std::chrono::nanoseconds debounce = std::chrono::milliseconds(20);
   /// inotify, or polling for network file systems (watch_mode::poll).
-  watch_mode watch = watch_mode::automatic;
+  watch::watch_mode watch = watch::watch_mode::automatic;
   load_limits limits{};
   slot_options slot{};
   /// Where the store reports: accepted saves (info), refused ones (error).
@@ -221,7 +221,7 @@ class store {
   // with the calling thread's own id, which only that thread ever stores.
   std::atomic<std::thread::id> notifying_{};
 
-  std::unique_ptr<hotswap::watcher> watcher_;
+  std::unique_ptr<hotswap::watch::watcher> watcher_;
 };
 
 }  // namespace hotswap::config

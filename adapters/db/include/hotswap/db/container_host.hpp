@@ -1,7 +1,7 @@
 // The containers of one database: loaded, swapped, rolled back, watched.
 //
 // A container_host is what the original called a database's container cache.
-// It owns a hotswap::registry (shadow copies, history, rollback, audit log)
+// It owns a hotswap::modules::registry (shadow copies, history, rollback, audit log)
 // whose modules serve the container interface (container_api.h), a domain,
 // and optionally a directory watcher that swaps a container when its file gets
 // new content. Connections (connection.hpp) attach to its containers.
@@ -64,7 +64,7 @@ struct host_options {
   /// Owner and mode checks of container files (off only in tests of other checks).
   bool check_permissions = true;
   /// Audit events, unloads and the containers' own log lines (plugin_log). Thread-safe.
-  module_log log;
+  modules::module_log log;
   /// Versions kept for rollback.
   std::size_t history = 8;
   /// Who the watcher's swaps are logged as.
@@ -88,7 +88,7 @@ struct container_status {
   std::string file;  ///< the file the serving version came from
   std::uint64_t serving = 0;
   std::string build;
-  std::vector<version_report> versions;  ///< serving, draining and history, oldest first
+  std::vector<modules::version_report> versions;  ///< serving, draining and history, oldest first
 };
 
 class container_host {
@@ -120,8 +120,8 @@ class container_host {
   /// then pins at least that version (pairs with the release in bump()).
   std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
 
-  module_ref<container_api> container(const std::string& name) { return registry_.get<container_api>(name); }
-  registry& modules() noexcept { return registry_; }
+  modules::module_ref<container_api> container(const std::string& name) { return registry_.get<container_api>(name); }
+  modules::registry& modules() noexcept { return registry_; }
   domain& get_domain() noexcept { return domain_; }
   const host_options& options() const noexcept { return options_; }
 
@@ -140,12 +140,12 @@ class container_host {
 
   host_options options_;
   domain domain_;
-  registry registry_;
+  modules::registry registry_;
   std::atomic<std::uint64_t> generation_{1};
   std::mutex mutex_;                                   // the two maps below
   std::map<std::string, std::filesystem::path> files_; // container -> file its serving version came from
   std::map<std::string, int> databases_;               // path -> connections using it
-  std::unique_ptr<watcher> watcher_;                   // last: stopped first
+  std::unique_ptr<watch::watcher> watcher_;                   // last: stopped first
 };
 
 }  // namespace hotswap::db

@@ -6,7 +6,7 @@
 //     // e.code() == db_errc::used_by_schema: "pricing: refused: deterministic function
 //     // price(x) is used by index prices_by_price in /srv/app.db; swap with reindex"
 //   }
-// Loader refusals (bad file, failed startup, policy) stay hotswap::module_error.
+// Loader refusals (bad file, failed startup, policy) stay hotswap::modules::module_error.
 #pragma once
 
 #include <stdexcept>

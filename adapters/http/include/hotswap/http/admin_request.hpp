@@ -57,7 +57,7 @@ admin_parse<std::filesystem::path> resolve_plugin_file(const std::filesystem::pa
 
 /// The admin status code of a registry refusal: 403 policy, 404 unknown
 /// module or version, 409 conflict or backpressure, 422 load/start/self-test.
-int status_of(module_errc code) noexcept;
+int status_of(modules::module_errc code) noexcept;
 
 /// Compares in time that depends only on the lengths, not on where they differ.
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;

@@ -1,5 +1,5 @@
 // hotswap-httpd as a library: an HTTP/1.1 server (Boost.Beast) whose routes
-// call application modules (app_api.h) through a hotswap::registry.
+// call application modules (app_api.h) through a hotswap::modules::registry.
 //
 //   hotswap::http::server_config c;
 //   c.port = 0;  c.plugin_dir = "/srv/plugins";  c.admin_token_file = "/etc/hotswap/admin.token";
@@ -61,7 +61,7 @@ class server {
 
   std::uint16_t port() const noexcept;
   std::uint16_t admin_port() const noexcept;
-  hotswap::registry& modules() noexcept;
+  hotswap::modules::registry& modules() noexcept;
 
   /// Switches the version policy of every route, or of the route with this
   /// prefix (false: no such route). Applies from each connection's next request.

@@ -6,7 +6,7 @@
 // start a fake line, and is cut to a size cap (the rest replaced by "...").
 // json_lines_sink writes one JSON object per line.
 //
-//   registry_options o;  o.loader.log = hotswap::json_lines_sink(audit_file);
+//   registry_options o;  o.loader.log = hotswap::modules::json_lines_sink(audit_file);
 //   // {"kind":"refused","principal":"ci","module":"calc","file":"/srv/p/calc.so",
 //   //  "from_version":3,"to_version":0,"from_build":"1.2","to_build":"","message":"..."}
 #pragma once
@@ -20,7 +20,7 @@
 
 #include "record.hpp"
 
-namespace hotswap {
+namespace hotswap::modules {
 
 /// `text` with control characters and backslashes escaped, at most `cap` bytes.
 inline std::string escape_control(std::string_view text, std::size_t cap) {
@@ -109,4 +109,4 @@ inline module_log json_lines_sink(std::ostream& out) {
   };
 }
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

@@ -2,9 +2,9 @@
 // names the file and the cause, with a code a program can branch on.
 //
 //   try { mods.swap("calc", "/srv/plugins/calc.so", "alice"); }
-//   catch (const hotswap::module_error& e) {
+//   catch (const hotswap::modules::module_error& e) {
 //     // e.what(): "/srv/plugins/calc.so: startup failed: [2] database unreachable"
-//     // e.code() == hotswap::module_errc::startup_failed; the old version still serves
+//     // e.code() == hotswap::modules::module_errc::startup_failed; the old version still serves
 //   }
 #pragma once
 
@@ -12,7 +12,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace hotswap {
+namespace hotswap::modules {
 
 enum class module_errc {
   // reading the file
@@ -126,4 +126,4 @@ class module_error : public std::runtime_error {
   std::filesystem::path file_;
 };
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

@@ -58,21 +58,21 @@
 #include <vector>
 
 #include "audit.hpp"
-#include "dependency_check.hpp"
-#include "descriptor_check.hpp"
-#include "elf_check.hpp"
+#include "detail/dependency_check.hpp"
+#include "detail/descriptor_check.hpp"
+#include "detail/elf_check.hpp"
 #include "error.hpp"
-#include "hook_runner.hpp"
-#include "metadata_check.hpp"
+#include "detail/hook_runner.hpp"
+#include "detail/metadata_check.hpp"
 #include "plugin.h"
-#include "preflight.hpp"
-#include "preflight_memo.hpp"
+#include "detail/preflight.hpp"
+#include "detail/preflight_memo.hpp"
 #include "record.hpp"
-#include "shadow.hpp"
-#include "source.hpp"
+#include "detail/shadow.hpp"
+#include "detail/source.hpp"
 #include "swap_timing.hpp"
 
-namespace hotswap {
+namespace hotswap::modules {
 
 /// The interface a host expects: name and version must match the plugin's,
 /// and the plugin's table must be at least `table_size` bytes.
@@ -684,4 +684,4 @@ class module_loader {
 
 inline bool wait_for_unloads(std::chrono::nanoseconds timeout) { return detail::unload_tracker::instance().wait(timeout); }
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

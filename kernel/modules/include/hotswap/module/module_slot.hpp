@@ -10,7 +10,7 @@
 // file and the cause. After the publish the old version drains (grace period,
 // pins, keepalives) and is then shut down and unloaded on the reclaimer.
 //
-//   hotswap::module_slot<calc_api> calc(dom, loader, "calc", "/srv/plugins/calc.so");
+//   hotswap::modules::module_slot<calc_api> calc(dom, loader, "calc", "/srv/plugins/calc.so");
 //   calc.call([](const calc_api& api) { return api.add(1, 2); });   // per call: newest
 //   auto session = calc.pin();  session->add(1, 2);                 // pinned: one version
 //   calc.swap("/srv/plugins/calc.so");                              // new build, no pause
@@ -47,7 +47,7 @@
 #include "record.hpp"
 #include "swap_timing.hpp"
 
-namespace hotswap {
+namespace hotswap::modules {
 
 /// What a successful swap did.
 struct swap_result {
@@ -378,4 +378,4 @@ class module_slot : public basic_module_slot<Domain> {
   module_pin<Interface, Domain> pin(reader& r) const { return module_pin<Interface, Domain>(base::pin(r)); }
 };
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

@@ -23,7 +23,7 @@
 #include <mutex>
 #include <string>
 
-namespace hotswap {
+namespace hotswap::modules {
 
 enum class version_state {
   loaded,       ///< loaded and started, not published yet
@@ -264,4 +264,4 @@ class version_record {
   clock::time_point retired_at_{}, unloaded_at_{};
 };
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

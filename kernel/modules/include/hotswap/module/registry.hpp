@@ -7,7 +7,7 @@
 // optionally hash to an allowed SHA-256. Every swap, rollback and refusal is
 // logged with who, what, which versions and the outcome.
 //
-//   hotswap::registry mods(dom, {.loader = {.policy = {.allowed_dir = "/srv/plugins"}, .log = audit}});
+//   hotswap::modules::registry mods(dom, {.loader = {.policy = {.allowed_dir = "/srv/plugins"}, .log = audit}});
 //   mods.add<calc_api>("ops", "calc", "/srv/plugins/calc-1.so");
 //   mods.swap("ops", "calc", "/srv/plugins/calc-2.so");
 //   mods.get<calc_api>("calc").call([](const calc_api& c) { return c.add(1, 2); });
@@ -73,7 +73,7 @@
 #include "module_slot.hpp"
 #include "record.hpp"
 
-namespace hotswap {
+namespace hotswap::modules {
 
 struct registry_options {
   /// policy.allowed_dir is required.
@@ -130,7 +130,7 @@ class basic_registry {
   basic_registry(Domain& d, registry_options options)
       : domain_(d), options_(std::move(options)), names_(d, "names", {.max_draining = 1024}, name_table{}) {
     if (options_.loader.policy.allowed_dir.empty())
-      throw std::invalid_argument("hotswap::registry: loader.policy.allowed_dir must name the plugin directory");
+      throw std::invalid_argument("hotswap::modules::registry: loader.policy.allowed_dir must name the plugin directory");
     loader_ = std::make_shared<const module_loader>(options_.loader);
   }
   basic_registry(const basic_registry&) = delete;
@@ -413,4 +413,4 @@ class basic_registry {
 
 using registry = basic_registry<domain>;
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

@@ -26,7 +26,7 @@
 #include <string>
 #include <string_view>
 
-namespace hotswap {
+namespace hotswap::modules {
 
 struct swap_timing {
   using duration = std::chrono::nanoseconds;
@@ -102,4 +102,4 @@ auto timed(swap_timing::duration& stage, F&& f) {
 
 }  // namespace detail
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

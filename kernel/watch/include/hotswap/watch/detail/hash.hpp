@@ -26,7 +26,7 @@
 #include <system_error>
 #include <unistd.h>
 
-namespace hotswap::detail {
+namespace hotswap::watch::detail {
 
 /// XXH64 over bytes that arrive in pieces: update() any number of times, then
 /// digest(). Same value as hashing the concatenation in one go.
@@ -156,4 +156,4 @@ inline std::error_code digest_fd(int fd, std::span<std::byte> buffer, const std:
   return {};
 }
 
-}  // namespace hotswap::detail
+}  // namespace hotswap::watch::detail

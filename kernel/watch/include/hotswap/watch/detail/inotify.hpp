@@ -29,7 +29,7 @@
 
 #include <hotswap/detail/unique_fd.hpp>
 
-namespace hotswap::detail {
+namespace hotswap::watch::detail {
 
 class inotify_watch {
  public:
@@ -109,9 +109,9 @@ class inotify_watch {
   }
 
  private:
-  unique_fd fd_;
+  hotswap::detail::unique_fd fd_;
   // Room for many events per read; one needs sizeof(inotify_event) + NAME_MAX + 1.
   alignas(inotify_event) char buffer_[16 * (sizeof(inotify_event) + NAME_MAX + 1)];
 };
 
-}  // namespace hotswap::detail
+}  // namespace hotswap::watch::detail

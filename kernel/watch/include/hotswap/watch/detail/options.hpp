@@ -1,4 +1,4 @@
-// The vocabulary of hotswap::watcher (watch.hpp): what it reports and the
+// The vocabulary of hotswap::watch::watcher (watch.hpp): what it reports and the
 // options it takes. Public names; include <hotswap/watch.hpp> to use them.
 #pragma once
 
@@ -11,7 +11,7 @@
 #include <string_view>
 #include <utility>
 
-namespace hotswap {
+namespace hotswap::watch {
 
 /// How a watcher learns that something in its directory changed.
 enum class watch_mode {
@@ -86,4 +86,4 @@ struct watch_options {
   std::function<void(const std::exception&)> on_error{};
 };
 
-}  // namespace hotswap
+}  // namespace hotswap::watch

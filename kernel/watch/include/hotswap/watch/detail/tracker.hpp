@@ -50,7 +50,7 @@
 #include "hash.hpp"
 #include "options.hpp"
 
-namespace hotswap::detail {
+namespace hotswap::watch::detail {
 
 /// What stat(2) says about a file, reduced to what tells two versions apart.
 /// The inode catches a rename-into-place of a file with the same size and
@@ -100,7 +100,7 @@ class change_tracker {
     } catch (const std::exception& e) {
       report(e);
     } catch (...) {
-      report(std::runtime_error("hotswap::watcher: the filter threw a non-standard exception"));
+      report(std::runtime_error("hotswap::watch::watcher: the filter threw a non-standard exception"));
     }
     return false;
   }
@@ -116,7 +116,7 @@ class change_tracker {
         learn(name);
       }
     });
-    if (ec) throw std::system_error(ec, "hotswap::watcher: cannot list '" + directory_ + "'");
+    if (ec) throw std::system_error(ec, "hotswap::watch::watcher: cannot list '" + directory_ + "'");
   }
 
   /// Something happened to `name` (already filtered): check it once quiet.
@@ -150,12 +150,12 @@ class change_tracker {
     const int error = ec.value();
     if (ec && error != ENOENT) {
       if (error != last_scan_error_)
-        report(std::system_error(ec, "hotswap::watcher: cannot list '" + directory_ + "'"));
+        report(std::system_error(ec, "hotswap::watch::watcher: cannot list '" + directory_ + "'"));
       last_scan_error_ = error;
       return;  // unreadable is not empty: report nothing as removed
     }
     if (ec && last_scan_error_ != ENOENT)
-      report(std::system_error(ec, "hotswap::watcher: directory '" + directory_ + "' is gone"));
+      report(std::system_error(ec, "hotswap::watch::watcher: directory '" + directory_ + "' is gone"));
     last_scan_error_ = error;
     for (const auto& [name, file] : known_)
       if (!present.contains(name) && !pending_.contains(name)) hint(name, std::nullopt, now);
@@ -235,7 +235,7 @@ class change_tracker {
   /// Records a file's current content without reporting it.
   void learn(const std::string& name) {
     const std::string path = path_of(name);
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    hotswap::detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     if (const int error = errno; !fd && error != ENOENT) {
       cannot_read(name, path, {error, std::system_category()});
       return;
@@ -257,7 +257,7 @@ class change_tracker {
     if (p == pending_.end()) return;
     const std::string path = path_of(name);
     // O_NONBLOCK: a FIFO renamed over the name must not block the watcher.
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    hotswap::detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     const int open_error = fd ? 0 : errno;
     struct stat before {};
     if (!fd || ::fstat(fd.get(), &before) != 0 || !S_ISREG(before.st_mode)) {
@@ -305,7 +305,7 @@ class change_tracker {
     auto [u, added] = unreadable_.try_emplace(name, ec);
     if (!added && u->second == ec) return;
     u->second = ec;
-    report(std::system_error(ec, "hotswap::watcher: cannot read '" + path + "'"));
+    report(std::system_error(ec, "hotswap::watch::watcher: cannot read '" + path + "'"));
   }
 
   void forget(const std::string& name, const std::string& path) {
@@ -336,7 +336,7 @@ class change_tracker {
     } catch (const std::exception& e) {
       report(e);
     } catch (...) {
-      report(std::runtime_error("hotswap::watcher: the callback threw a non-standard exception"));
+      report(std::runtime_error("hotswap::watch::watcher: the callback threw a non-standard exception"));
     }
   }
 
@@ -359,4 +359,4 @@ class change_tracker {
   int last_scan_error_ = 0;
 };
 
-}  // namespace hotswap::detail
+}  // namespace hotswap::watch::detail

@@ -2,8 +2,8 @@
 // shadow-copy names, logs, the allow list and the plugin's seal. EVP picks the
 // CPU's SHA extensions (SHA-NI, ARMv8 SHA2) when present.
 //
-//   hotswap::sha256 h;  h.update(bytes);  std::string hex = h.hex();
-//   hotswap::sha256_hex("abc")  // "ba7816bf..."
+//   hotswap::modules::sha256 h;  h.update(bytes);  std::string hex = h.hex();
+//   hotswap::modules::sha256_hex("abc")  // "ba7816bf..."
 //
 // Checked against the FIPS / NIST vectors in tests/modules/sha256_test.cpp.
 #pragma once
@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-namespace hotswap {
+namespace hotswap::modules {
 
 class sha256 {
  public:
@@ -74,4 +74,4 @@ inline std::string sha256_hex(std::string_view s) {
   return h.hex();
 }
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

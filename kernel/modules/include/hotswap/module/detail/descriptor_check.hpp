@@ -11,10 +11,10 @@
 #include <optional>
 #include <string>
 
-#include "error.hpp"
-#include "plugin.h"
+#include <hotswap/module/error.hpp>
+#include <hotswap/module/plugin.h>
 
-namespace hotswap {
+namespace hotswap::modules {
 
 /// What the host expects a plugin to implement.
 struct interface_id {
@@ -50,4 +50,4 @@ inline std::optional<load_problem> check_descriptor(const hotswap_plugin_descrip
   return std::nullopt;
 }
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

@@ -43,7 +43,7 @@
 #include "descriptor_check.hpp"
 #include "source.hpp"
 
-namespace hotswap {
+namespace hotswap::modules::detail {
 
 class preflight_memo {
  public:
@@ -82,4 +82,4 @@ class preflight_memo {
   std::deque<std::string> passes_;  // guarded by mutex_; oldest first
 };
 
-}  // namespace hotswap
+}  // namespace hotswap::modules::detail

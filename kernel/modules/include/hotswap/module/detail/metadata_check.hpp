@@ -25,11 +25,11 @@
 
 #include "descriptor_check.hpp"
 #include "elf_check.hpp"
-#include "error.hpp"
-#include "plugin.h"
+#include <hotswap/module/error.hpp>
+#include <hotswap/module/plugin.h>
 #include "sha256.hpp"
 
-namespace hotswap {
+namespace hotswap::modules {
 
 /// Where the seal sits in a file whose metadata descriptor starts at `metadata_offset`.
 inline std::uint64_t seal_offset(std::uint64_t metadata_offset) noexcept {
@@ -101,4 +101,4 @@ inline std::optional<load_problem> check_metadata(const hotswap_plugin_metadata&
   return std::nullopt;
 }
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

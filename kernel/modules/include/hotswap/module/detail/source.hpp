@@ -45,10 +45,10 @@
 
 #include <hotswap/detail/unique_fd.hpp>
 
-#include "error.hpp"
+#include <hotswap/module/error.hpp>
 #include "sha256.hpp"
 
-namespace hotswap {
+namespace hotswap::modules {
 
 struct source_policy {
   /// Load only files whose real path (symlinks resolved) lies under this
@@ -79,7 +79,7 @@ struct plugin_file {
   std::string sha256;  ///< lowercase hex
   /// The descriptor everything was checked through; in-place loads go through
   /// it. Not kept in the registry's history (rollbacks load from the bytes).
-  std::shared_ptr<const detail::unique_fd> fd;
+  std::shared_ptr<const hotswap::detail::unique_fd> fd;
 
   std::span<const std::byte> view() const noexcept { return {bytes->data(), bytes->size()}; }
 };
@@ -183,7 +183,7 @@ inline plugin_file read_plugin_file_unguarded(const std::filesystem::path& path,
   step("open");
   // O_NOFOLLOW: the last component cannot have become a symlink since realpath;
   // O_NONBLOCK: a FIFO planted here cannot hang us before fstat says what it is.
-  auto fd = std::make_shared<unique_fd>(::open(out.real_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  auto fd = std::make_shared<hotswap::detail::unique_fd>(::open(out.real_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!*fd) {
     const int e = errno;
     if (e == ELOOP) throw refuse(module_errc::outside_allowed_dir, "became a symlink while being opened");
@@ -265,4 +265,4 @@ inline bool unchanged_since_read(const plugin_file& f) {
   return static_cast<std::size_t>(st.st_size) == f.bytes->size() && detail::ns_of(st.st_mtim) == f.mtime_ns;
 }
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

@@ -29,10 +29,10 @@
 #include <vector>
 
 #include "elf_check.hpp"
-#include "error.hpp"
+#include <hotswap/module/error.hpp>
 #include "source.hpp"
 
-namespace hotswap {
+namespace hotswap::modules {
 
 /// A dependency from the allowed directory, checked; loaded before the plugin.
 struct checked_dependency {
@@ -140,4 +140,4 @@ inline std::vector<checked_dependency> check_dependencies(const plugin_file& f, 
   return out;
 }
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

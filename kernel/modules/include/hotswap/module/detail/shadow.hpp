@@ -48,10 +48,10 @@
 
 #include <hotswap/detail/unique_fd.hpp>
 
-#include "error.hpp"
+#include <hotswap/module/error.hpp>
 #include "source.hpp"
 
-namespace hotswap {
+namespace hotswap::modules {
 
 enum class shadow_mode { file, memory, in_place };
 
@@ -103,7 +103,7 @@ class shadow_copy {
   shadow_store* store_ = nullptr;
   std::string load_path_;
   std::filesystem::path file_;  // file mode: the copy
-  detail::unique_fd fd_;        // memory and in-place modes: what load_path_ names
+  hotswap::detail::unique_fd fd_;        // memory and in-place modes: what load_path_ names
   std::pair<dev_t, ino_t> identity_{};  // in_place: the inode taken
 };
 
@@ -122,12 +122,12 @@ class burned_fd_numbers {
     burned_.insert(fd);
   }
   /// `fd`, or a duplicate of it under a number never burned (then `fd` is closed).
-  unique_fd fresh(unique_fd fd) {
+  hotswap::detail::unique_fd fresh(hotswap::detail::unique_fd fd) {
     std::lock_guard lock(mutex_);
     if (!burned_.contains(fd.get())) return fd;
     int at = *burned_.rbegin() + 1;
-    unique_fd dup(::fcntl(fd.get(), F_DUPFD_CLOEXEC, at));
-    return dup ? std::move(dup) : unique_fd();
+    hotswap::detail::unique_fd dup(::fcntl(fd.get(), F_DUPFD_CLOEXEC, at));
+    return dup ? std::move(dup) : hotswap::detail::unique_fd();
   }
 
  private:
@@ -183,7 +183,7 @@ class shadow_store {
                                    std::to_string(f.device) + ", inode " + std::to_string(f.inode) +
                                    ", under any name or hard link) can be loaded once at a time");
           c.identity_ = {f.device, f.inode};
-          c.fd_ = detail::unique_fd(::fcntl(f.fd->get(), F_DUPFD_CLOEXEC, 0));
+          c.fd_ = hotswap::detail::unique_fd(::fcntl(f.fd->get(), F_DUPFD_CLOEXEC, 0));
           if (!c.fd_) fail(f, "dup");
           c.fd_ = detail::burned_fd_numbers::instance().fresh(std::move(c.fd_));
           if (!c.fd_) fail(f, "dup");
@@ -194,7 +194,7 @@ class shadow_store {
       case shadow_mode::memory: {
         // memfd names are limited to 249 bytes (NAME_MAX - strlen("memfd:")).
         const std::string name = ("hs." + f.path.filename().string()).substr(0, 249);
-        c.fd_ = detail::unique_fd(::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+        c.fd_ = hotswap::detail::unique_fd(::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
         if (!c.fd_) fail(f, "memfd_create");
         write_all(c.fd_.get(), f);
         // Sealed: nobody can change the bytes behind the mapping.
@@ -210,7 +210,7 @@ class shadow_store {
     for (int attempt = 0;; ++attempt) {
       const std::filesystem::path p = options_.dir / name_for(f);
       // O_EXCL: a name is never reused, not even one left by another store in this process.
-      detail::unique_fd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0500));
+      hotswap::detail::unique_fd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0500));
       if (!fd && errno == EEXIST && attempt < 16) continue;
       if (!fd) fail(f, "create " + p.string());
       c.file_ = p;  // from here on, c's destructor removes it on failure
@@ -315,4 +315,4 @@ inline void shadow_copy::release(bool unmapped) noexcept {
   store_ = nullptr;
 }
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

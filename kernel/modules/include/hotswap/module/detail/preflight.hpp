@@ -38,14 +38,14 @@
 
 #include "dependency_check.hpp"
 #include "descriptor_check.hpp"
-#include "error.hpp"
+#include <hotswap/module/error.hpp>
 #include "source.hpp"
 
 #ifndef HOTSWAP_PREFLIGHT_HELPER
 #define HOTSWAP_PREFLIGHT_HELPER ""
 #endif
 
-namespace hotswap {
+namespace hotswap::modules {
 
 struct preflight_options {
   /// The hotswap-preflight program (CMake points the default at the built or
@@ -77,16 +77,16 @@ inline std::string describe_status(int status) {
 }  // namespace detail
 
 namespace detail {
-inline unique_fd sealed_memfd(const plugin_file& f) {
-  unique_fd fd(::memfd_create("hs.preflight", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+inline hotswap::detail::unique_fd sealed_memfd(const plugin_file& f) {
+  hotswap::detail::unique_fd fd(::memfd_create("hs.preflight", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) return fd;
   for (std::size_t done = 0; done < f.bytes->size();) {
     const ssize_t n = ::write(fd.get(), f.bytes->data() + done, f.bytes->size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return unique_fd();
+    if (n <= 0) return hotswap::detail::unique_fd();
     done += static_cast<std::size_t>(n);
   }
-  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) return unique_fd();
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) return hotswap::detail::unique_fd();
   return fd;
 }
 }  // namespace detail
@@ -101,16 +101,16 @@ inline void run_preflight(const plugin_file& file, const std::vector<checked_dep
   if (options.helper.empty() || ::access(options.helper.c_str(), X_OK) != 0)
     throw refuse("the helper program '" + options.helper.string() + "' is not available");
 
-  detail::unique_fd image = detail::sealed_memfd(file);
+  hotswap::detail::unique_fd image = detail::sealed_memfd(file);
   if (!image) throw sys_fail("memfd");
-  std::vector<detail::unique_fd> dep_images;
+  std::vector<hotswap::detail::unique_fd> dep_images;
   for (const checked_dependency& d : deps) {
     dep_images.push_back(detail::sealed_memfd(d.file));
     if (!dep_images.back()) throw sys_fail("memfd");
   }
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw sys_fail("pipe");
-  detail::unique_fd report_read(fds[0]), report_write(fds[1]);
+  hotswap::detail::unique_fd report_read(fds[0]), report_write(fds[1]);
 
   posix_spawn_file_actions_t actions;
   ::posix_spawn_file_actions_init(&actions);
@@ -169,4 +169,4 @@ inline void run_preflight(const plugin_file& file, const std::vector<checked_dep
   throw refuse(detail::describe_status(status));
 }
 
-}  // namespace hotswap
+}  // namespace hotswap::modules

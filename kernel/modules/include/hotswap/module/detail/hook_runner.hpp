@@ -23,9 +23,9 @@
 #include <thread>
 #include <utility>
 
-#include "plugin.h"
+#include <hotswap/module/plugin.h>
 
-namespace hotswap::detail {
+namespace hotswap::modules::detail {
 
 struct hook_outcome {
   enum kind_t { returned, threw, timed_out } kind = returned;
@@ -77,4 +77,4 @@ hook_outcome run_hook(Call call, std::chrono::nanoseconds deadline) {
   return out;
 }
 
-}  // namespace hotswap::detail
+}  // namespace hotswap::modules::detail

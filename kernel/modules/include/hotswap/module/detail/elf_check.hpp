@@ -29,10 +29,10 @@
 #include <string_view>
 #include <vector>
 
-#include "error.hpp"
-#include "plugin.h"
+#include <hotswap/module/error.hpp>
+#include <hotswap/module/plugin.h>
 
-namespace hotswap {
+namespace hotswap::modules {
 
 namespace detail {
 
@@ -271,4 +271,4 @@ inline std::optional<load_problem> check_elf(std::span<const std::byte> image, e
   return std::nullopt;
 }
 
-}  // namespace hotswap
+}  // namespace hotswap::modules
