@@ -177,7 +177,6 @@ for item in sys.argv[14:]:
     r["non_2xx"] = int(m.group(1)) if m else 0
     r["wrk_output"] = text
     runs.append(r)
-busy = float(load_before.split()[0]) > 1.5 or float(load_after.split()[0]) > 3.5
 meta = {
     "command": f"REPS={reps} scripts/http_compare.sh {seconds} {workers} {conns}",
     "commit": commit, "cpu": cpu, "cores": int(cores),
@@ -185,9 +184,8 @@ meta = {
     "wrk": f"wrk -t1 -c{conns} -d{seconds}s --latency (new-connection: -H 'Connection: close')",
     "change_interval_s": float(interval), "workers": int(workers), "repetitions": int(reps),
     "loadavg_before": load_before, "loadavg_after": load_after, "measure_seconds": int(elapsed),
-    "note": ("the machine was busy with other work while this ran (see the load averages): absolute numbers are "
-             "noisy; compare the columns of one run only") if busy else
-            "the machine was otherwise idle (load average of the measurement itself: wrk, the servers, curl)",
+    "note": "the load averages include the measurement's own processes (wrk, three servers, the change "
+            "loop), about 2 runnable on this 2-core machine; higher means other work shared it",
 }
 json.dump({"meta": meta, "runs": runs}, open(f"{out}/http-compare.json", "w"), indent=2)
 
