@@ -3,6 +3,7 @@
 // worker and are merged only when scraped, so the request path takes no
 // prometheus-cpp family/label lookup or shared atomic per request, and the
 // format is a few lines of text.
+#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -76,46 +77,46 @@ std::string server::impl::metrics_text() const {
     << "hotswap_http_request_duration_seconds_sum " << latency_sum << "\n"
     << "hotswap_http_request_duration_seconds_count " << cumulative << "\n";
 
-  // Relaxed loads: statistics, read as a snapshot.
-  o << "# HELP hotswap_http_connections_open Open application connections.\n# TYPE hotswap_http_connections_open gauge\n"
-    << "hotswap_http_connections_open " << open_connections.load(std::memory_order_relaxed) << "\n"
-    << "# HELP hotswap_http_connections_accepted_total Accepted application connections.\n"
-       "# TYPE hotswap_http_connections_accepted_total counter\n"
-    << "hotswap_http_connections_accepted_total " << accepted.load(std::memory_order_relaxed) << "\n"
-    << "# HELP hotswap_http_connections_rejected_total Connections refused over max-connections.\n"
-       "# TYPE hotswap_http_connections_rejected_total counter\n"
-    << "hotswap_http_connections_rejected_total " << rejected.load(std::memory_order_relaxed) << "\n";
-
+  // One unlabelled sample per metric: name, type, help, value.
+  struct scalar {
+    const char* name;
+    const char* type;
+    const char* help;
+    double value;
+  };
   const modules::registry_counters rc = registry->counters();
-  o << "# HELP hotswap_module_swaps_total Versions published by add or swap.\n# TYPE hotswap_module_swaps_total counter\n"
-    << "hotswap_module_swaps_total " << rc.swaps << "\n"
-    << "# HELP hotswap_module_rollbacks_total Versions published by rollback.\n"
-       "# TYPE hotswap_module_rollbacks_total counter\n"
-    << "hotswap_module_rollbacks_total " << rc.rollbacks << "\n"
-    << "# HELP hotswap_module_refusals_total Swap, rollback and add requests that published nothing.\n"
-       "# TYPE hotswap_module_refusals_total counter\n"
-    << "hotswap_module_refusals_total " << rc.refusals << "\n"
-    << "# HELP hotswap_module_unloaded_total Replaced versions that left the process.\n"
-       "# TYPE hotswap_module_unloaded_total counter\n"
-    << "hotswap_module_unloaded_total " << rc.loads.unloaded << "\n"
-    << "# HELP hotswap_module_quarantined_total Replaced versions still mapped after dlclose.\n"
-       "# TYPE hotswap_module_quarantined_total counter\n"
-    << "hotswap_module_quarantined_total " << rc.loads.quarantined << "\n"
-    << "# HELP hotswap_module_drain_seconds_total Replaced -> unloaded time, summed over versions.\n"
-       "# TYPE hotswap_module_drain_seconds_total counter\n"
-    << "hotswap_module_drain_seconds_total " << static_cast<double>(rc.loads.drain_ns_total) / 1e9 << "\n"
-    << "# HELP hotswap_module_drain_seconds_max The longest replaced -> unloaded time.\n"
-       "# TYPE hotswap_module_drain_seconds_max gauge\n"
-    << "hotswap_module_drain_seconds_max " << static_cast<double>(rc.loads.drain_ns_max) / 1e9 << "\n"
-    << "# HELP hotswap_module_preflights_total Candidates loaded in a preflight child process.\n"
-       "# TYPE hotswap_module_preflights_total counter\n"
-    << "hotswap_module_preflights_total " << rc.loads.preflights << "\n"
-    << "# HELP hotswap_module_preflights_remembered_total Preflights skipped: the same bytes had passed before.\n"
-       "# TYPE hotswap_module_preflights_remembered_total counter\n"
-    << "hotswap_module_preflights_remembered_total " << rc.loads.preflights_remembered << "\n"
-    << "# HELP hotswap_admin_unauthorized_total Admin requests refused with 401 or 403.\n"
-       "# TYPE hotswap_admin_unauthorized_total counter\n"
-    << "hotswap_admin_unauthorized_total " << (admin ? admin->unauthorized() : 0) << "\n";
+  // Relaxed loads: statistics, read as a snapshot.
+  const scalar scalars[] = {
+      {"hotswap_http_connections_open", "gauge", "Open application connections.",
+       static_cast<double>(open_connections.load(std::memory_order_relaxed))},
+      {"hotswap_http_connections_accepted_total", "counter", "Accepted application connections.",
+       static_cast<double>(accepted.load(std::memory_order_relaxed))},
+      {"hotswap_http_connections_rejected_total", "counter", "Connections refused over max-connections.",
+       static_cast<double>(rejected.load(std::memory_order_relaxed))},
+      {"hotswap_module_swaps_total", "counter", "Versions published by add or swap.", static_cast<double>(rc.swaps)},
+      {"hotswap_module_rollbacks_total", "counter", "Versions published by rollback.",
+       static_cast<double>(rc.rollbacks)},
+      {"hotswap_module_refusals_total", "counter", "Swap, rollback and add requests that published nothing.",
+       static_cast<double>(rc.refusals)},
+      {"hotswap_module_unloaded_total", "counter", "Replaced versions that left the process.",
+       static_cast<double>(rc.loads.unloaded)},
+      {"hotswap_module_quarantined_total", "counter", "Replaced versions still mapped after dlclose.",
+       static_cast<double>(rc.loads.quarantined)},
+      {"hotswap_module_drain_seconds_total", "counter", "Replaced -> unloaded time, summed over versions.",
+       static_cast<double>(rc.loads.drain_ns_total) / 1e9},
+      {"hotswap_module_drain_seconds_max", "gauge", "The longest replaced -> unloaded time.",
+       static_cast<double>(rc.loads.drain_ns_max) / 1e9},
+      {"hotswap_module_preflights_total", "counter", "Candidates loaded in a preflight child process.",
+       static_cast<double>(rc.loads.preflights)},
+      {"hotswap_module_preflights_remembered_total", "counter",
+       "Preflights skipped: the same bytes had passed before.", static_cast<double>(rc.loads.preflights_remembered)},
+      {"hotswap_admin_unauthorized_total", "counter", "Admin requests refused with 401 or 403.",
+       static_cast<double>(admin ? admin->unauthorized() : 0)},
+  };
+  o << std::setprecision(15);  // counters print exactly (to 10^15), not as 1.23457e+06
+  for (const scalar& m : scalars)
+    o << "# HELP " << m.name << ' ' << m.help << "\n# TYPE " << m.name << ' ' << m.type << "\n"
+      << m.name << ' ' << m.value << "\n";
   return o.str();
 }
 
