@@ -21,8 +21,4 @@ cmake --build "$dir" -j "$jobs"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp ${TSAN_OPTIONS:-}"
 export ASAN_OPTIONS="detect_leaks=1 ${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1 ${UBSAN_OPTIONS:-}"
-# Twice as many tests as cores: many of them spend their time waiting on
-# sockets, timers and child processes (HTTP timeouts, preflight children,
-# watchers), so a CPU each would leave the machine idle. None asserts a
-# wall-clock time; the protocol model runs alone (RUN_SERIAL).
-ctest --test-dir "$dir" --output-on-failure -j "$((2 * jobs))"
+ctest --test-dir "$dir" --output-on-failure -j "$jobs"
