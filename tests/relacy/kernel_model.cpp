@@ -502,54 +502,66 @@ bool run(unsigned iterations) {
 
 int main(int argc, char** argv) {
   using namespace model;
+  struct named_mutant {
+    const char* name;
+    mutant weaken;
+  };
+  static constexpr named_mutant mutants[] = {
+      {"none", mutant::none},
+      {"no_reader_fence", mutant::no_reader_fence},
+      {"no_membarrier", mutant::no_membarrier},
+      {"no_claim_fence", mutant::no_claim_fence},
+      {"retire_store_buffering", mutant::retire_store_buffering},
+      {"pin_release_relaxed", mutant::pin_release_relaxed},
+      {"flag_after_membarrier", mutant::flag_after_membarrier},
+      {"late_futex_read", mutant::late_futex_read},
+      {"trust_earlier_raise", mutant::trust_earlier_raise},
+      {"qsbr_announce_relaxed", mutant::qsbr_announce_relaxed},
+      {"qsbr_no_online_fence", mutant::qsbr_no_online_fence},
+      {"qsbr_no_wake_fence", mutant::qsbr_no_wake_fence},
+      {"qsbr_exit_without_wake", mutant::qsbr_exit_without_wake},
+  };
+  // Each test: its name, whether it runs in fence mode, and the simulation.
+  struct named_test {
+    const char* name;
+    bool fence_mode;
+    bool (*run)(unsigned);
+  };
+  static constexpr named_test tests[] = {
+      {"grace_fence", true, run<grace_test>},
+      {"grace_membarrier", false, run<grace_test>},
+      {"claim_new", false, run<claim_new_test>},
+      {"claim_new_fence", true, run<claim_new_test>},  // the fence-mode reader's own F covers the claim (no mutant)
+      {"claim_free", false, run<claim_free_test>},
+      {"retire_barrier", false, run<retire_barrier_test>},
+      {"pin_park", false, run<pin_park_test>},
+      {"qsbr", false, run<qsbr_test>},
+  };
   if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: %s grace_fence|grace_membarrier|claim_new|claim_new_fence|claim_free|retire_barrier|pin_park|qsbr [mutant]\n",
-                 argv[0]);
+    std::fprintf(stderr, "usage: %s TEST [MUTANT]; tests:", argv[0]);
+    for (const named_test& t : tests) std::fprintf(stderr, " %s", t.name);
+    std::fprintf(stderr, "\n");
     return 2;
   }
   const std::string test = argv[1];
   const std::string m = argc > 2 ? argv[2] : "none";
-  if (m == "none") opt.weaken = mutant::none;
-  else if (m == "no_reader_fence") opt.weaken = mutant::no_reader_fence;
-  else if (m == "no_membarrier") opt.weaken = mutant::no_membarrier;
-  else if (m == "no_claim_fence") opt.weaken = mutant::no_claim_fence;
-  else if (m == "retire_store_buffering") opt.weaken = mutant::retire_store_buffering;
-  else if (m == "pin_release_relaxed") opt.weaken = mutant::pin_release_relaxed;
-  else if (m == "flag_after_membarrier") opt.weaken = mutant::flag_after_membarrier;
-  else if (m == "late_futex_read") opt.weaken = mutant::late_futex_read;
-  else if (m == "trust_earlier_raise") opt.weaken = mutant::trust_earlier_raise;
-  else if (m == "qsbr_announce_relaxed") opt.weaken = mutant::qsbr_announce_relaxed;
-  else if (m == "qsbr_no_online_fence") opt.weaken = mutant::qsbr_no_online_fence;
-  else if (m == "qsbr_no_wake_fence") opt.weaken = mutant::qsbr_no_wake_fence;
-  else if (m == "qsbr_exit_without_wake") opt.weaken = mutant::qsbr_exit_without_wake;
-  else {
+  const named_mutant* chosen_mutant = nullptr;
+  for (const named_mutant& n : mutants)
+    if (m == n.name) chosen_mutant = &n;
+  if (chosen_mutant == nullptr) {
     std::fprintf(stderr, "unknown mutant %s\n", m.c_str());
     return 2;
   }
-  bool ok = false;
-  if (test == "grace_fence") {
-    opt.fence_mode = true;
-    ok = run<grace_test>(200000);
-  } else if (test == "grace_membarrier") {
-    ok = run<grace_test>(200000);
-  } else if (test == "claim_new") {
-    ok = run<claim_new_test>(200000);
-  } else if (test == "claim_new_fence") {  // the fence-mode reader's own F covers the claim (no mutant)
-    opt.fence_mode = true;
-    ok = run<claim_new_test>(200000);
-  } else if (test == "claim_free") {
-    ok = run<claim_free_test>(200000);
-  } else if (test == "retire_barrier") {
-    ok = run<retire_barrier_test>(200000);
-  } else if (test == "pin_park") {
-    ok = run<pin_park_test>(200000);
-  } else if (test == "qsbr") {
-    ok = run<qsbr_test>(200000);
-  } else {
+  const named_test* chosen_test = nullptr;
+  for (const named_test& t : tests)
+    if (test == t.name) chosen_test = &t;
+  if (chosen_test == nullptr) {
     std::fprintf(stderr, "unknown test %s\n", test.c_str());
     return 2;
   }
+  opt.weaken = chosen_mutant->weaken;
+  opt.fence_mode = chosen_test->fence_mode;
+  const bool ok = chosen_test->run(200000);
   std::printf("%s [%s]: %s\n", test.c_str(), m.c_str(), ok ? "no failure found" : "FAILURE FOUND");
   return ok ? 0 : 1;
 }
