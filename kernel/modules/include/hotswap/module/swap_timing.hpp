@@ -35,7 +35,9 @@ struct swap_timing {
   bool preflight_remembered = false;
 
   duration total() const noexcept {
-    return read + check + preflight + shadow + dlopen + startup + migrate + self_test + publish;
+    duration sum{};
+    for_each([&](const char*, duration d) { sum += d; });
+    return sum;
   }
 
   /// f(name, duration) for each stage, in the order they run.
