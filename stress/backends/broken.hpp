@@ -2,15 +2,23 @@
 // bugs (CTest stress.detects_broken_backend). Never part of `all`.
 //
 // It frees the replaced version right after the exchange, with no grace
-// period (callers still inside it read freed, poisoned memory: dead_version),
-// and raises the age floor before the new version is visible (callers that
-// read the floor, then the old pointer, see a version older than the floor:
-// stale_version). Reading freed memory is undefined behaviour; the version's
-// destructor poisons the canary first, and a small freed block stays mapped,
-// so a plain build reads the poison. Not run under the sanitizers.
+// period (callers still inside it read a destroyed, poisoned version:
+// dead_version), and raises the age floor before the new version is visible
+// (callers that read the floor, then the old pointer, see a version older than
+// the floor: stale_version). Reading a destroyed object is undefined
+// behaviour; to make the detection certain rather than lucky, the destructor
+// runs at once but the storage is kept in a quarantine ring for the next
+// `quarantine` swaps, so the allocator cannot hand the block to the next
+// version (which would repaint a live canary) while a caller still reads it.
+// Not run under the sanitizers.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <new>
 #include <string_view>
 #include <utility>
 
@@ -32,9 +40,14 @@ class broken_backend {
   static constexpr bool self_test = true;
 
   broken_backend(const backend_config&, run_probe& probe, V initial) : probe_(probe) {
-    current_.store(new node{std::move(initial)}, std::memory_order_release);
+    current_.store(make(std::move(initial)), std::memory_order_release);
   }
-  ~broken_backend() { delete current_.load(std::memory_order_relaxed); }
+  ~broken_backend() {
+    node* last = current_.load(std::memory_order_relaxed);
+    std::destroy_at(last);
+    ::operator delete(last);
+    for (node* n : quarantine_) ::operator delete(n);  // already destroyed
+  }
   broken_backend(const broken_backend&) = delete;
   broken_backend& operator=(const broken_backend&) = delete;
 
@@ -66,8 +79,12 @@ class broken_backend {
 
   bool publish(V&& next) {
     probe_.raise_floor(next.number);  // BUG: before the version is visible
-    node* old = current_.exchange(new node{std::move(next)}, std::memory_order_acq_rel);
-    delete old;  // BUG: no grace period
+    node* old = current_.exchange(make(std::move(next)), std::memory_order_acq_rel);
+    std::destroy_at(old);  // BUG: no grace period
+    const std::lock_guard lock(quarantine_mutex_);
+    node*& slot = quarantine_[swaps_++ % quarantine_.size()];
+    ::operator delete(slot);  // storage destroyed `quarantine` swaps ago (nullptr at first)
+    slot = old;
     return true;
   }
 
@@ -77,8 +94,13 @@ class broken_backend {
   void drain() {}
 
  private:
+  static node* make(V&& value) { return ::new (::operator new(sizeof(node))) node{std::move(value)}; }
+
   run_probe& probe_;
   alignas(64) std::atomic<node*> current_{nullptr};
+  std::mutex quarantine_mutex_;  // swappers may be several
+  std::array<node*, 4096> quarantine_{};
+  std::size_t swaps_ = 0;
 };
 
 }  // namespace hotswap::stress
