@@ -15,6 +15,8 @@
 // host_scenario_fn signature, declare it and list it in host_scenarios.cpp.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,6 +56,17 @@ struct host_scenario_entry {
   const char* description;
   host_scenario_fn run;
 };
+
+/// The q-quantile (0 <= q <= 1) of `samples`, nearest rank over the n - 1
+/// gaps (q = 1 is the maximum); 0 when there are none. Reorders `samples`.
+template <class T>
+double percentile(std::vector<T>& samples, double q) {
+  if (samples.empty()) return 0;
+  const auto rank = static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1) + 0.5);
+  const auto kth = samples.begin() + static_cast<std::ptrdiff_t>(std::min(rank, samples.size() - 1));
+  std::nth_element(samples.begin(), kth, samples.end());
+  return static_cast<double>(*kth);
+}
 
 /// Every end-to-end scenario built into this binary (host_scenarios.cpp).
 const std::vector<host_scenario_entry>& all_host_scenarios();

@@ -78,13 +78,6 @@ void write_file(const fs::path& path, const std::string& text) {
   out << text;
 }
 
-double percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const auto i = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
 /// ns per call of f over `n` calls.
 template <class F>
 double ns_per_call(std::uint64_t n, F&& f) {

@@ -86,13 +86,6 @@ struct swap_state {
   std::map<std::uint64_t, std::string> slow_builds;  // version -> build, for the slow check
 };
 
-double percentile(std::vector<std::uint32_t>& v, double p) {
-  if (v.empty()) return 0;
-  const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
-}
-
 class http_run {
  public:
   http_run(const host_config& cfg) : cfg_(cfg) {

@@ -39,6 +39,8 @@
 
 namespace {
 
+using hotswap::watch::detail::xxh64;
+
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 using hotswap::watch::change_kind;
@@ -84,12 +86,6 @@ void replace_file(const fs::path& path, const std::string& content) {
   const fs::path temporary = path.string() + ".tmp";
   write_file(temporary, content);
   fs::rename(temporary, path);
-}
-
-std::uint64_t xxh64_of(const std::string& text) {
-  hotswap::watch::detail::xxh64 h;
-  h.update(text);
-  return h.digest();
 }
 
 /// Collects reports and errors; wakes whoever waits for them.
@@ -211,7 +207,7 @@ TEST_P(watch_test, write_then_close_reports_once_with_hash_size_and_mtime) {
   ASSERT_EQ(changes.size(), 1U);
   EXPECT_EQ(changes[0].path, dir / "app.toml");
   EXPECT_EQ(changes[0].kind, change_kind::changed);
-  EXPECT_EQ(changes[0].hash, xxh64_of("port = 8080\n"));
+  EXPECT_EQ(changes[0].hash, xxh64::of("port = 8080\n"));
   EXPECT_EQ(changes[0].size, 12U);
   EXPECT_EQ(changes[0].mtime, mtime_of(dir / "app.toml"));
 }
@@ -229,7 +225,7 @@ TEST_P(watch_test, write_in_chunks_within_the_window_reports_once) {
   ASSERT_TRUE(wait_for_changes(1));
   const auto changes = settled(1);
   ASSERT_EQ(changes.size(), 1U);
-  EXPECT_EQ(changes[0].hash, xxh64_of(all));
+  EXPECT_EQ(changes[0].hash, xxh64::of(all));
   EXPECT_EQ(changes[0].size, all.size());
 }
 
@@ -242,9 +238,9 @@ TEST_P(watch_test, rename_into_place_reports_the_target_once_per_save) {
   const auto changes = settled(2);
   ASSERT_EQ(changes.size(), 2U);
   EXPECT_EQ(changes[0].path, dir / "app.toml");
-  EXPECT_EQ(changes[0].hash, xxh64_of("v = 1\n"));
+  EXPECT_EQ(changes[0].hash, xxh64::of("v = 1\n"));
   EXPECT_EQ(changes[1].path, dir / "app.toml");
-  EXPECT_EQ(changes[1].hash, xxh64_of("v = 2\n"));
+  EXPECT_EQ(changes[1].hash, xxh64::of("v = 2\n"));
 }
 
 TEST_P(watch_test, saving_identical_content_reports_nothing) {
@@ -255,7 +251,7 @@ TEST_P(watch_test, saving_identical_content_reports_nothing) {
   settled(0);
   write_file(dir / "app.toml", "different\n");
   ASSERT_TRUE(wait_for_changes(1));
-  EXPECT_EQ(settled(1).at(0).hash, xxh64_of("different\n"));
+  EXPECT_EQ(settled(1).at(0).hash, xxh64::of("different\n"));
 }
 
 TEST_P(watch_test, names_outside_the_filter_are_not_reported) {
@@ -280,11 +276,11 @@ TEST_P(watch_test, delete_and_rename_away_report_removed_with_the_last_content) 
   ASSERT_EQ(changes.size(), 3U);
   EXPECT_EQ(changes[0].path, dir / "a.toml");
   EXPECT_EQ(changes[0].kind, change_kind::removed);
-  EXPECT_EQ(changes[0].hash, xxh64_of("alpha"));
+  EXPECT_EQ(changes[0].hash, xxh64::of("alpha"));
   EXPECT_EQ(changes[0].size, 5U);
   EXPECT_EQ(changes[1].path, dir / "b.toml");
   EXPECT_EQ(changes[1].kind, change_kind::removed);
-  EXPECT_EQ(changes[1].hash, xxh64_of("beta!"));
+  EXPECT_EQ(changes[1].hash, xxh64::of("beta!"));
   EXPECT_EQ(changes[2].path, dir / "b.toml.bak");
   EXPECT_EQ(changes[2].kind, change_kind::changed);
 }
@@ -299,7 +295,7 @@ TEST_P(watch_test, remove_then_recreate_within_the_window_is_one_change) {
   ASSERT_TRUE(wait_for_changes(1));
   const auto changes = settled(1);
   EXPECT_EQ(changes.at(0).kind, change_kind::changed);
-  EXPECT_EQ(changes.at(0).hash, xxh64_of("new"));
+  EXPECT_EQ(changes.at(0).hash, xxh64::of("new"));
 }
 
 TEST_P(watch_test, a_file_written_slowly_is_reported_once_complete) {
@@ -326,7 +322,7 @@ TEST_P(watch_test, a_file_written_slowly_is_reported_once_complete) {
   ASSERT_TRUE(reported);
   const auto changes = settled(1);
   EXPECT_EQ(changes.at(0).kind, change_kind::changed);
-  EXPECT_EQ(changes.at(0).hash, xxh64_of(all)) << "read while still being written";
+  EXPECT_EQ(changes.at(0).hash, xxh64::of(all)) << "read while still being written";
 }
 
 TEST_P(watch_test, a_symlink_or_hard_link_appearing_is_reported_with_its_content) {
@@ -340,9 +336,9 @@ TEST_P(watch_test, a_symlink_or_hard_link_appearing_is_reported_with_its_content
   auto changes = settled(2);
   std::sort(changes.begin(), changes.end(), [](const auto& x, const auto& y) { return x.path < y.path; });
   EXPECT_EQ(changes.at(0).path, dir / "current.so");
-  EXPECT_EQ(changes.at(0).hash, xxh64_of("one"));
+  EXPECT_EQ(changes.at(0).hash, xxh64::of("one"));
   EXPECT_EQ(changes.at(1).path, dir / "linked.so");
-  EXPECT_EQ(changes.at(1).hash, xxh64_of("two"));
+  EXPECT_EQ(changes.at(1).hash, xxh64::of("two"));
 }
 
 TEST_P(watch_test, rescan_reports_what_notifications_missed) {
@@ -358,7 +354,7 @@ TEST_P(watch_test, rescan_reports_what_notifications_missed) {
   ASSERT_TRUE(wait_for_changes(1));
   const auto changes = settled(1);
   EXPECT_EQ(changes.at(0).path, dir / "app.toml");
-  EXPECT_EQ(changes.at(0).hash, xxh64_of("after!"));
+  EXPECT_EQ(changes.at(0).hash, xxh64::of("after!"));
 }
 
 TEST_P(watch_test, existing_files_are_reported_when_asked) {
@@ -421,7 +417,7 @@ TEST_P(watch_test, the_directory_going_away_reports_removed_and_polling_goes_on)
   fs::create_directory(dir.path());
   write_file(dir / "app.toml", "back");
   ASSERT_TRUE(wait_for_changes(2));
-  EXPECT_EQ(settled(2).at(1).hash, xxh64_of("back"));
+  EXPECT_EQ(settled(2).at(1).hash, xxh64::of("back"));
 }
 
 INSTANTIATE_TEST_SUITE_P(modes, watch_test,
@@ -532,7 +528,7 @@ TEST(watch_inotify, a_real_queue_overflow_is_repaired_by_a_rescan) {
   const auto changes = seen.changes();
   ASSERT_EQ(changes.size(), 1U);
   EXPECT_EQ(changes[0].path, dir / "app.toml");
-  EXPECT_EQ(changes[0].hash, xxh64_of("after!"));
+  EXPECT_EQ(changes[0].hash, xxh64::of("after!"));
 }
 
 /// Runs in a child process that drops root (root reads any file). Exit codes

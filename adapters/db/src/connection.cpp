@@ -1,6 +1,8 @@
 // connection: trampolines, safe points and transitions for one sqlite3*.
 #include "hotswap/db/connection.hpp"
 
+#include "sql_name.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -50,11 +52,6 @@ void connection::registered_fn::bind() noexcept {
 
 namespace {
 
-bool same_name(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
-}
-
 int sqlite_flags(std::uint32_t flags) {
   int out = SQLITE_UTF8;
   if ((flags & HOTSWAP_DB_DETERMINISTIC) != 0) out |= SQLITE_DETERMINISTIC;
@@ -93,7 +90,7 @@ std::string check_table(const container_api& api) {
       default: return which + " has unknown kind " + std::to_string(f.kind);
     }
     for (std::uint32_t j = 0; j < i; ++j)
-      if (api.functions[j].arity == f.arity && same_name(api.functions[j].name, f.name))
+      if (api.functions[j].arity == f.arity && detail::same_sql_name(api.functions[j].name, f.name))
         return which + " is listed twice with arity " + std::to_string(f.arity);
   }
   return {};
@@ -184,7 +181,7 @@ void connection::attach(const std::string& container) {
   for (std::uint32_t i = 0; i < a->pin->function_count; ++i)
     for (const auto& other : attachments_)
       for (const auto& f : other->fns)
-        if (f->arity == a->pin->functions[i].arity && same_name(f->name, a->pin->functions[i].name))
+        if (f->arity == a->pin->functions[i].arity && detail::same_sql_name(f->name, a->pin->functions[i].name))
           throw db_error(db_errc::name_conflict, container + ": function " + f->name + "/" +
                                                      std::to_string(f->arity) + " is already exported by " +
                                                      other->name + " on this connection");
@@ -359,7 +356,7 @@ void connection::adopt_functions(attachment& a) {
   for (auto& f : a.fns) {
     const hotswap_db_function* fn = nullptr;
     for (std::uint32_t i = 0; i < api.function_count && fn == nullptr; ++i)
-      if (api.functions[i].arity == f->arity && same_name(api.functions[i].name, f->name)) {
+      if (api.functions[i].arity == f->arity && detail::same_sql_name(api.functions[i].name, f->name)) {
         fn = &api.functions[i];
         matched[i] = true;
       }
@@ -417,7 +414,7 @@ void connection::apply_pending() {
       if (!f->pending) continue;
       const hotswap_db_function* fn = nullptr;
       for (std::uint32_t i = 0; i < a->pin->function_count && fn == nullptr; ++i)
-        if (a->pin->functions[i].arity == f->arity && same_name(a->pin->functions[i].name, f->name))
+        if (a->pin->functions[i].arity == f->arity && detail::same_sql_name(a->pin->functions[i].name, f->name))
           fn = &a->pin->functions[i];
       register_fn(*f, fn);
     }

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "hotswap/db/error.hpp"
+#include "sql_name.hpp"
 
 namespace hotswap::db {
 
@@ -22,11 +23,6 @@ namespace {
 bool identifier_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '$' ||
          static_cast<unsigned char>(c) >= 0x80;
-}
-
-bool same_name(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
 }
 
 }  // namespace
@@ -106,7 +102,7 @@ std::vector<schema_use> find_schema_uses(const std::string& path, const std::vec
     };
     for (const std::string& called : called_names(text(3)))
       for (const std::string& f : functions)
-        if (same_name(called, f)) out.push_back({path, text(0), text(1), text(2), called});
+        if (detail::same_sql_name(called, f)) out.push_back({path, text(0), text(1), text(2), called});
   }
   if (step != SQLITE_DONE) throw db_error(db_errc::sqlite, path + ": reading its schema: " + sqlite3_errmsg(db.get()));
   return out;

@@ -56,6 +56,13 @@ class xxh64 {
 
   void update(std::string_view text) noexcept { update(std::as_bytes(std::span(text.data(), text.size()))); }
 
+  /// The digest of `text` in one go.
+  static std::uint64_t of(std::string_view text) noexcept {
+    xxh64 h;
+    h.update(text);
+    return h.digest();
+  }
+
   std::uint64_t digest() const noexcept {
     std::uint64_t h;
     if (total_ >= stripe) {
