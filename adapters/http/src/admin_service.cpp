@@ -63,7 +63,7 @@ void admin_service::stop() {
     unix_->close(ignored);
     ::unlink(s_.config.admin_socket.c_str());
   }
-  connections_.shut_down_all();
+  connections_->shut_down_all();
 }
 
 void admin_service::accept_tcp() {

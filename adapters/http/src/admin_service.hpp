@@ -54,7 +54,7 @@ class admin_service {
   std::optional<tcp::acceptor> tcp_;
   std::optional<net::local::stream_protocol::acceptor> unix_;
   std::uint16_t port_ = 0;
-  connection_set connections_;
+  std::shared_ptr<connection_set> connections_ = std::make_shared<connection_set>();
   net::thread_pool pool_{2};
   std::map<std::string, std::unique_ptr<std::mutex>> swap_locks_;  // fixed at start: one per module
   std::atomic<std::uint64_t> unauthorized_{0};

@@ -68,7 +68,9 @@ class closable {
   virtual void shut_down() = 0;
 };
 
-/// The live connections of one listener, for graceful shutdown.
+/// The live connections of one listener, for graceful shutdown. Shared with
+/// each connection: one whose read is still pending when its io_context is
+/// destroyed is destroyed with it, after the listener that made it is gone.
 class connection_set {
  public:
   void add(const std::shared_ptr<closable>& c) {
@@ -102,12 +104,12 @@ class connection final : public closable, public std::enable_shared_from_this<co
  public:
   using state_type = typename Handler::state;
 
-  connection(Stream stream, Handler& handler, const connection_limits& limits, connection_set& set)
-      : stream_(std::move(stream)), handler_(handler), limits_(limits), set_(set) {}
-  ~connection() override { set_.remove(this); }
+  connection(Stream stream, Handler& handler, const connection_limits& limits, std::shared_ptr<connection_set> set)
+      : stream_(std::move(stream)), handler_(handler), limits_(limits), set_(std::move(set)) {}
+  ~connection() override { set_->remove(this); }
 
   void start() {
-    set_.add(this->shared_from_this());
+    set_->add(this->shared_from_this());
     read_next();
   }
 
@@ -238,7 +240,7 @@ class connection final : public closable, public std::enable_shared_from_this<co
   Stream stream_;
   Handler& handler_;
   const connection_limits& limits_;
-  connection_set& set_;
+  std::shared_ptr<connection_set> set_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<response> response_;

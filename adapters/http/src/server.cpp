@@ -334,7 +334,7 @@ void server::impl::stop() {
     net::post(w->io, [&w = *w] {
       boost::system::error_code ignored;
       w.acceptor->close(ignored);
-      w.connections.shut_down_all();
+      w.connections->shut_down_all();
       w.guard.reset();  // run() returns once the last connection and pending request are done
     });
   }

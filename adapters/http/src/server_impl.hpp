@@ -93,7 +93,7 @@ struct worker {
   std::optional<tcp::acceptor> acceptor;
   worker_stats stats;
   app_service service;
-  connection_set connections;
+  std::shared_ptr<connection_set> connections = std::make_shared<connection_set>();
   std::thread thread;
 
   explicit worker(const std::vector<std::unique_ptr<route_entry>>& routes) : service(routes, stats) {}
@@ -137,10 +137,13 @@ struct server::impl {
   hotswap::domain domain;
   std::optional<hotswap::modules::registry> registry;
   std::vector<std::unique_ptr<detail::route_entry>> routes;
-  std::vector<std::unique_ptr<detail::worker>> workers;
   detail::connection_limits limits;
   std::atomic<std::size_t> open_connections{0};
   std::atomic<std::uint64_t> accepted{0}, rejected{0};
+  // After what their connections use (routes, the registry's pins, the count
+  // above): a worker's io_context destroys connections whose reads were still
+  // pending at shutdown.
+  std::vector<std::unique_ptr<detail::worker>> workers;
 
   // Control: the admin listeners, the drain checks and the watcher's swaps.
   detail::net::io_context control{1};
