@@ -11,23 +11,12 @@
 #include <thread>
 #include <vector>
 
+#include "../sanitizer.hpp"
 #include "typed_policies.hpp"
 #include "tracked.hpp"
 
 namespace hotswap::testing {
 namespace {
-
-#if defined(__SANITIZE_THREAD__)
-constexpr bool under_tsan = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool under_tsan = true;
-#else
-constexpr bool under_tsan = false;
-#endif
-#else
-constexpr bool under_tsan = false;
-#endif
 
 #ifdef NDEBUG
 constexpr bool assertions_on = false;

@@ -1,10 +1,13 @@
 // A module slot over real plugins: load, call, swap, migrate, drain, unload,
 // shadow modes, stale copies, quarantine, pins and keepalives.
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <thread>
 
+#include "../sanitizer.hpp"
 #include "fixture.hpp"
 
 namespace hotswap::testing {
@@ -45,6 +48,37 @@ TEST_F(module_slot_test, swap_migrates_state_and_unloads_the_old_version) {
   EXPECT_EQ(log.count(modules::module_event_kind::unloaded), 2U);
   EXPECT_EQ(log.count(modules::module_event_kind::stayed_mapped), 0U);
   EXPECT_GE(log.count(modules::module_event_kind::plugin_log), 2U);  // each startup says hello
+}
+
+// A prefork server loads its modules, then forks workers that swap on their
+// own: in the child, the swap's hooks run and the domain's new reclaimer
+// unloads the version the parent had loaded.
+TEST_F(module_slot_test, a_forked_child_swaps_and_unloads_the_parents_version) {
+  if (under_tsan) GTEST_SKIP() << "ThreadSanitizer does not support threads started after a multi-threaded fork";
+  modules::loader_options o = loader_opts();
+  o.hook_deadline = 3s;  // a hook nobody runs fails the swap in 3 s, not 10
+  modules::module_slot<test_api> calc(dom, std::make_shared<const modules::module_loader>(o), "calc",
+                                      install("test_plugin_v1"));
+  const fs::path v2 = install("test_plugin_v2");
+  const pid_t child = ::fork();
+  ASSERT_NE(child, -1);
+  if (child == 0) {
+    ::alarm(30);  // a hang in the child becomes a failure, not a stuck test
+    int bad = 0;
+    try {
+      calc.swap(v2);  // v2's startup and migrate
+      if (identify(calc) != id_of(2, 1)) bad |= 2;
+      if (!calc.wait_drained(1, 10s)) bad |= 4;  // v1's unload, shutdown and dlclose
+    } catch (...) {
+      bad |= 1;
+    }
+    ::_exit(bad);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "bit 1: the swap failed, 2: not on v2, 4: v1 never unloaded";
+  EXPECT_EQ(identify(calc), id_of(1, 0));  // the parent is unaffected
 }
 
 TEST_F(module_slot_test, shadow_copy_is_named_by_scheme_and_survives_the_original) {
