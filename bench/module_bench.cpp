@@ -15,6 +15,16 @@
 //                                   vs through the slot (held reader, looked-up
 //                                   reader) vs through a pin; `add` is a one-line
 //                                   function, `mix` does ~50 ns of work
+//   BM_call_direct_pick_add         the floor of two versions side by side: v1's or v2's
+//                                   function picked per key by the canary's hash, no slot
+//   BM_call_slot_routed_add         the keyed call through the module slot (call_routed)
+//                                   with no canary: what a canary-ready host pays
+//   BM_call_canary_*                a call through the canary (canary.hpp): none running,
+//                                   running at weight_bp (a hash and a compare per call),
+//                                   and the host's per-call health report
+//   BM_call_*_noinline              the out-of-line copies below (hotswap_bench_*_call),
+//                                   whose assembly scripts/bench_canary_call.sh prints
+//                                   side by side
 #include <hotswap/module/plugin.h>
 
 #include <cstdint>
@@ -56,11 +66,40 @@ HOTSWAP_PLUGIN(bench_api, "bench", "v" BENCH_STR(BENCH_PLUGIN_VERSION), table, s
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <hotswap/hotswap.hpp>
 #include <hotswap/module/module.hpp>
 #include <optional>
 #include <thread>
 #include <vector>
+
+// ---- the call paths, out of line ---------------------------------------------
+//
+// Exactly what BM_call_slot_add and BM_call_canary_*_add inline, kept as real
+// symbols so their assembly can be compared (scripts/bench_canary_call.sh):
+//   objdump -d --no-show-raw-insn -C --disassemble=hotswap_bench_module_slot_call build-bench/bench/hotswap-bench-module
+//   objdump -d --no-show-raw-insn -C --disassemble=hotswap_bench_canary_call build-bench/bench/hotswap-bench-module
+
+extern "C" [[gnu::noinline]] std::uint64_t hotswap_bench_module_slot_call(
+    const hotswap::modules::module_slot<bench_api>& s, hotswap::domain::reader& r, std::uint64_t x) {
+  return s.call(r, [x](const bench_api& a) { return a.add(x, 1); });
+}
+
+extern "C" [[gnu::noinline]] std::uint64_t hotswap_bench_module_slot_routed_call(
+    const hotswap::modules::module_slot<bench_api>& s, hotswap::domain::reader& r, std::uint64_t key, std::uint64_t x) {
+  return s.call_routed(r, key, [x](const hotswap::modules::loaded_module& m, hotswap::modules::side) {
+    return m.api<bench_api>().add(x, 1);
+  });
+}
+
+extern "C" [[gnu::noinline]] std::uint64_t hotswap_bench_canary_call(const hotswap::modules::canary& c,
+                                                                   hotswap::domain::reader& r, std::uint64_t key,
+                                                                   std::uint64_t x) {
+  return c.call(r, key, [x](const hotswap::modules::loaded_module& m, hotswap::modules::side) {
+    return m.api<bench_api>().add(x, 1);
+  });
+}
 
 namespace {
 
@@ -95,7 +134,7 @@ struct bench_dirs {
 
 struct bench_setup {
   bench_setup(shadow_mode mode, bool fsync, const fs::path& base, bool preflight = false)
-      : dirs(base), request{preflight} {
+      : dirs(base), request{preflight, {}} {
     hotswap::modules::loader_options o;
     o.shadow.mode = mode;
     o.shadow.dir = dirs.shadow;
@@ -262,6 +301,141 @@ void BM_call_pin_add(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_call_pin_add);
+
+// The canary's call path beside the plain slot call (canary.hpp): with no
+// canary running, and with one taking `weight` basis points of the keys (each
+// iteration the next key, as connection ids arrive: a hash and a compare,
+// then the call). A canary routes its stable slot's keyed calls, so each
+// running one has a stable slot of its own (v1, candidate v2).
+void BM_call_slot_routed_add(benchmark::State& state) {
+  auto& s = call_setup();
+  auto& r = s.dom.this_thread();
+  std::uint64_t x = 0, key = 0;
+  for (auto _ : state) {
+    x = s.calc->call_routed(r, ++key, [&](const hotswap::modules::loaded_module& m, hotswap::modules::side) {
+      return m.api<bench_api>().add(x, 1);
+    });
+    benchmark::DoNotOptimize(x);
+  }
+}
+BENCHMARK(BM_call_slot_routed_add);
+
+hotswap::modules::canary& idle_canary() {
+  static hotswap::modules::canary c(call_setup().dom, *call_setup().calc);
+  return c;
+}
+
+struct canary_rig {
+  canary_rig(bench_setup& s, std::uint32_t weight_bp)
+      : stable(s.dom, s.loader, "bench-" + std::to_string(weight_bp), s.dirs.files[0]), canary(s.dom, stable) {
+    hotswap::modules::canary_policy p;
+    p.steps_bp = weight_bp == 10000 ? std::vector<std::uint32_t>{10000} : std::vector<std::uint32_t>{weight_bp, 10000};
+    canary.start("bench", s.loader->read(s.dirs.files[1]), p);
+  }
+  hotswap::modules::module_slot<bench_api> stable;
+  hotswap::modules::canary canary;  // after stable: destroyed first, it routes stable's calls
+};
+
+hotswap::modules::canary& running_canary(std::uint32_t weight_bp) {
+  static std::map<std::uint32_t, std::unique_ptr<canary_rig>> by_weight;
+  auto& c = by_weight[weight_bp];
+  if (!c) c = std::make_unique<canary_rig>(call_setup(), weight_bp);
+  return c->canary;
+}
+
+// One call per iteration through `c`, each with the next key.
+void call_through(benchmark::State& state, const hotswap::modules::canary& c) {
+  auto& r = call_setup().dom.this_thread();
+  std::uint64_t x = 0, key = 0;
+  for (auto _ : state) {
+    x = c.call(r, ++key, [&](const hotswap::modules::loaded_module& m, hotswap::modules::side) {
+      return m.api<bench_api>().add(x, 1);
+    });
+    benchmark::DoNotOptimize(x);
+  }
+}
+
+void BM_call_canary_none_add(benchmark::State& state) { call_through(state, idle_canary()); }
+BENCHMARK(BM_call_canary_none_add);
+
+void BM_call_canary_add(benchmark::State& state) {
+  call_through(state, running_canary(static_cast<std::uint32_t>(state.range(0))));
+}
+BENCHMARK(BM_call_canary_add)->ArgName("weight_bp")->Arg(100)->Arg(5000)->Arg(10000);
+
+// The floor of running two versions side by side: a direct call to v1's or
+// v2's `add`, picked per key by the canary's own hash and compare (a mask, no
+// branch), without any slot. At 50% the indirect call's target is a coin:
+// what any router pays there, not the canary's routing.
+void BM_call_direct_pick_add(benchmark::State& state) {
+  const std::uint32_t weight_bp = static_cast<std::uint32_t>(state.range(0));
+  auto v1 = call_setup().calc->pin();
+  auto v2 = running_canary(10000).pin(0);  // at 100% every key is the candidate's
+  using route = hotswap::modules::canary_route<hotswap::domain>;
+  const std::uintptr_t stable = reinterpret_cast<std::uintptr_t>(v1->add);
+  const std::uintptr_t candidate = reinterpret_cast<std::uintptr_t>(v2.pin->api<bench_api>().add);
+  std::uint64_t x = 0, key = 0;
+  for (auto _ : state) {
+    const std::uintptr_t pick = std::uintptr_t{0} - static_cast<std::uintptr_t>(route::bucket(route::mix(++key)) < weight_bp);
+    auto* add = reinterpret_cast<std::uint64_t (*)(std::uint64_t, std::uint64_t)>((candidate & pick) | (stable & ~pick));
+    benchmark::DoNotOptimize(add);
+    x = add(x, 1);
+    benchmark::DoNotOptimize(x);
+  }
+}
+BENCHMARK(BM_call_direct_pick_add)->ArgName("weight_bp")->Arg(100)->Arg(5000)->Arg(10000);
+
+// The same three through the out-of-line copies (a call and a return more each).
+void BM_call_slot_add_noinline(benchmark::State& state) {
+  auto& s = call_setup();
+  auto& r = s.dom.this_thread();
+  std::uint64_t x = 0;
+  for (auto _ : state) {
+    x = hotswap_bench_module_slot_call(*s.calc, r, x);
+    benchmark::DoNotOptimize(x);
+  }
+}
+BENCHMARK(BM_call_slot_add_noinline);
+
+void BM_call_slot_routed_add_noinline(benchmark::State& state) {
+  auto& s = call_setup();
+  auto& r = s.dom.this_thread();
+  std::uint64_t x = 0, key = 0;
+  for (auto _ : state) {
+    x = hotswap_bench_module_slot_routed_call(*s.calc, r, ++key, x);
+    benchmark::DoNotOptimize(x);
+  }
+}
+BENCHMARK(BM_call_slot_routed_add_noinline);
+
+void call_through_noinline(benchmark::State& state, const hotswap::modules::canary& c) {
+  auto& r = call_setup().dom.this_thread();
+  std::uint64_t x = 0, key = 0;
+  for (auto _ : state) {
+    x = hotswap_bench_canary_call(c, r, ++key, x);
+    benchmark::DoNotOptimize(x);
+  }
+}
+
+void BM_call_canary_none_add_noinline(benchmark::State& state) { call_through_noinline(state, idle_canary()); }
+BENCHMARK(BM_call_canary_none_add_noinline);
+
+void BM_call_canary_add_noinline(benchmark::State& state) {
+  call_through_noinline(state, running_canary(static_cast<std::uint32_t>(state.range(0))));
+}
+BENCHMARK(BM_call_canary_add_noinline)->ArgName("weight_bp")->Arg(100)->Arg(5000)->Arg(10000);
+
+// What the host adds per call to feed the verdict: one outcome and latency
+// into this thread's shard (two relaxed adds on lines only it writes).
+void BM_call_canary_report(benchmark::State& state) {
+  auto& c = idle_canary();
+  std::int64_t ns = 0;
+  for (auto _ : state) {
+    c.report(hotswap::modules::side::stable, hotswap::modules::outcome::ok, std::chrono::nanoseconds(ns += 7));
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_call_canary_report);
 
 void BM_call_direct_mix(benchmark::State& state) {
   auto session = call_setup().calc->pin();

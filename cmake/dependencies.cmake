@@ -32,3 +32,10 @@ if(HOTSWAP_BUILD_BENCH OR HOTSWAP_BUILD_STRESS)
   find_package(PkgConfig REQUIRED)
   pkg_check_modules(URCU_MEMB REQUIRED IMPORTED_TARGET liburcu-memb)
 endif()
+
+if(HOTSWAP_BUILD_STRESS OR HOTSWAP_BUILD_ADAPTERS)
+  find_package(CLI11 2.1 REQUIRED CONFIG)   # the command lines of hotswap-stress, -httpd and -config
+endif()
+if(HOTSWAP_BUILD_STRESS)
+  find_package(nlohmann_json 3 REQUIRED)    # hotswap-stress's JSON report
+endif()

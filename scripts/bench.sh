@@ -44,12 +44,9 @@ clean() { tr ',=\n' ';: ' <<<"$*" | sed 's/ *$//'; }
 
 compiler_path=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
-commit=$(git rev-parse --short HEAD)
-dirty=$(git status --porcelain --untracked-files=no | wc -l)
-if [ "$dirty" -gt 0 ]; then dirty="yes ($dirty files: $(git status --porcelain --untracked-files=no | awk '{print $2}' | tr '\n' ' '))"; else dirty=no; fi
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-cores=$(nproc)
-compiler=$("$compiler_path" --version | head -1)
+eval "$(python3 scripts/machine.py --compiler "$compiler_path" --shell)"   # machine_commit, machine_cpu, ...
+dirty=no
+if [ "$machine_uncommitted" -gt 0 ]; then dirty="yes ($machine_uncommitted files: $(git status --porcelain --untracked-files=no | awk '{print $2}' | tr '\n' ' '))"; fi
 
 args=(
   --benchmark_repetitions="$reps"
@@ -70,9 +67,9 @@ measure() {
     echo "machine idle share before the run: ${idle}% (waited ${waited}s)" >&2
   fi
   local context
-  context="commit=$(clean "$commit"),dirty=$(clean "$dirty"),cpu=$(clean "$cpu"),cores=$cores"
-  context+=",compiler=$(clean "$compiler"),build_type=$(clean "$build_type"),date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  context+=",idle_before=${idle}%,loadavg_before=$(clean "$(cut -d' ' -f1-4 /proc/loadavg)")"
+  context="commit=$(clean "$machine_commit"),dirty=$(clean "$dirty"),cpu=$(clean "$machine_cpu"),cores=$machine_cores"
+  context+=",kernel=$(clean "$machine_kernel"),compiler=$(clean "$machine_compiler"),build_type=$(clean "$build_type")"
+  context+=",date=$(python3 scripts/machine.py date),idle_before=${idle}%,loadavg_before=$(python3 scripts/machine.py load)"
   "$bin" "${args[@]}" "--benchmark_context=$context" "$@"
 }
 
@@ -86,7 +83,7 @@ flock -u 9
 end=$(date +%s)
 
 # Record the load after the run and the exact command next to the rest of the context.
-python3 - "$out.json" "$(cut -d' ' -f1-4 /proc/loadavg)" "$((end - start))" "$command" <<'PY'
+python3 - "$out.json" "$(python3 scripts/machine.py load)" "$((end - start))" "$command" <<'PY'
 import json, sys
 path, load, seconds, command = sys.argv[1:5]
 with open(path) as f:

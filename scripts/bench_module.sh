@@ -13,13 +13,17 @@ bin=$build/bench/hotswap-bench-module
 clean() { tr ',=\n' ';: ' <<<"$*" | sed 's/ *$//'; }
 exec 9>/tmp/hotswap-measure.lock
 flock 9
+eval "$(python3 scripts/machine.py --shell)"   # machine_commit, machine_cpu, ..., machine_load (before the run)
 "$bin" --benchmark_repetitions="${REPS:-3}" --benchmark_report_aggregates_only=true \
   --benchmark_out="$out.json" --benchmark_out_format=json \
-  --benchmark_context=commit="$(git rev-parse --short HEAD)" \
-  --benchmark_context=cpu="$(clean "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)")" \
-  --benchmark_context=cores="$(nproc)" \
-  --benchmark_context=compiler="$(clean "$(c++ --version | head -1)")" \
-  --benchmark_context=date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  --benchmark_context=commit="$machine_commit" \
+  --benchmark_context=uncommitted_files="$machine_uncommitted" \
+  --benchmark_context=cpu="$(clean "$machine_cpu")" \
+  --benchmark_context=cores="$machine_cores" \
+  --benchmark_context=kernel="$(clean "$machine_kernel")" \
+  --benchmark_context=compiler="$(clean "$machine_compiler")" \
+  --benchmark_context=date="$machine_date" \
+  --benchmark_context=loadavg_before="$machine_load" \
   --benchmark_context=command="scripts/bench_module.sh (REPS ${REPS:-3})" >/dev/null
 flock -u 9
 python3 scripts/render_module_bench.py "$out.json" "$out.md"

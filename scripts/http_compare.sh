@@ -16,6 +16,7 @@
 # Environment: REPS (default 3), HTTP_BUILD_DIR (default build-http-compare), HTTP_OUT (default results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/httpd_settings.sh
 seconds=${1:-5}
 reps=${REPS:-3}
 workers=${2:-1}
@@ -59,10 +60,9 @@ start_httpd() {  # name [env...]
   local name=$1; shift
   port[$name]=$(free_port)
   admin[$name]=$(free_port)
-  env "$@" "$build/adapters/http/hotswap-httpd" --listen "127.0.0.1:${port[$name]}" \
-    --admin-listen "127.0.0.1:${admin[$name]}" --threads "$workers" --plugin-dir "$work/plugins" \
-    --shadow-dir "$work/shadow-$name" --admin-token-file "$work/token" --route "/=greeting:greeting-1.so" \
-    2>"$work/$name.log" &
+  httpd_settings "${port[$name]}" "${admin[$name]}" "$workers" "$work/plugins" "$work/shadow-$name" "$work/token" \
+    >"$work/$name.toml"
+  env "$@" "$build/adapters/http/hotswap-httpd" --config "$work/$name.toml" 2>"$work/$name.log" &
   pids+=($!)
 }
 start_httpd hotswap
@@ -135,7 +135,7 @@ measure() {  # server mode changing rep
 exec 9>/tmp/hotswap-measure.lock
 echo "http_compare: waiting for /tmp/hotswap-measure.lock ..."
 flock 9
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+eval "$(python3 scripts/machine.py --shell)"   # machine_commit, machine_cpu, machine_load (before the run), ...
 started=$(date +%s)
 for rep in $(seq "$reps"); do
   for mode in keepalive new-connection; do
@@ -144,21 +144,20 @@ for rep in $(seq "$reps"); do
     done
   done
 done
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+load_after=$(python3 scripts/machine.py load)
 elapsed=$(( $(date +%s) - started ))
 flock -u 9
 
 mkdir -p "$out"
-commit=$(git rev-parse --short HEAD)
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
-python3 - "$work" "$out" "$commit" "$cpu" "$(nproc)" "$seconds" "$workers" "$connections" "$interval" "$reps" \
-  "$load_before" "$load_after" "$elapsed" "${runs[@]}" <<'PY'
-import json, re, sys, datetime, statistics
-work, out, commit, cpu, cores, seconds, workers, conns, interval, reps, load_before, load_after, elapsed = sys.argv[1:14]
+python3 - "$work" "$out" "$machine_commit" "$machine_cpu" "$machine_cores" "$seconds" "$workers" "$connections" \
+  "$interval" "$reps" "$machine_load" "$load_after" "$elapsed" "$machine_kernel" "$machine_date" "${runs[@]}" <<'PY'
+import json, re, sys, statistics
+work, out, commit, cpu, cores, seconds, workers, conns, interval, reps, load_before, load_after, elapsed, kernel, date = \
+    sys.argv[1:16]
 runs = []
 def to_us(v, unit):
     return float(v) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
-for item in sys.argv[14:]:
+for item in sys.argv[16:]:
     name, changes = item.rsplit(":", 1)
     text = open(f"{work}/{name}.wrk").read()
     server, mode, phase, rep = name.split(":")
@@ -179,8 +178,7 @@ for item in sys.argv[14:]:
     runs.append(r)
 meta = {
     "command": f"REPS={reps} scripts/http_compare.sh {seconds} {workers} {conns}",
-    "commit": commit, "cpu": cpu, "cores": int(cores),
-    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "commit": commit, "cpu": cpu, "cores": int(cores), "kernel": kernel, "date": date,
     "wrk": f"wrk -t1 -c{conns} -d{seconds}s --latency (new-connection: -H 'Connection: close')",
     "change_interval_s": float(interval), "workers": int(workers), "repetitions": int(reps),
     "loadavg_before": load_before, "loadavg_after": load_after, "measure_seconds": int(elapsed),

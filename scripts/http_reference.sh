@@ -23,13 +23,14 @@ mkdir -p "$out"
 exec 9>/tmp/hotswap-measure.lock
 echo "http_reference: waiting for /tmp/hotswap-measure.lock ..."
 flock 9
-before=$(cut -d' ' -f1-3 /proc/loadavg)
+eval "$(python3 scripts/machine.py --shell)"   # machine_commit, machine_load (before the run), ...
 status=0
 "$build/stress/hotswap-stress" --scenario http --scenario-arg "requests=$requests" --scenario-arg "min_swaps=$swaps" \
   --seconds 30 --no-progress --json "$out/http-stress-reference.json" \
-  --meta "git_commit=$(git rev-parse --short HEAD)" --meta "loadavg_before=$before" \
+  --meta "git_commit=$machine_commit" --meta "git_uncommitted_files=$machine_uncommitted" \
+  --meta "loadavg_before=$machine_load" \
   --meta "script=scripts/http_reference.sh $requests $swaps" | tee "$out/http-stress-reference.txt" || status=$?
-after=$(cut -d' ' -f1-3 /proc/loadavg)
+after=$(python3 scripts/machine.py load)
 flock -u 9
 python3 - "$out/http-stress-reference.json" "$after" <<'PY'
 import json, sys

@@ -245,7 +245,8 @@ class Report:
         c = self.context
         keys = [
             ("command", "command"), ("commit", "commit"), ("dirty", "uncommitted changes in the tree"),
-            ("cpu", "CPU"), ("cores", "cores"), ("compiler", "compiler"), ("compiled_with", "compiled with"),
+            ("cpu", "CPU"), ("cores", "cores"), ("kernel", "kernel"), ("compiler", "compiler"),
+            ("compiled_with", "compiled with"),
             ("build_type", "build type"), ("date", "date"), ("host_name", "host"),
             ("default_membarrier_after_us", "domain_options::membarrier_after default (us)"),
             ("default_reclaim_window_us", "domain_options::reclaim_window default (us)"),

@@ -5,15 +5,21 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config g++ clang libclang-rt-14-dev
+  git python3                                   # scripts/ (results.py, machine.py, renderers)
   libgtest-dev libgmock-dev libbenchmark-dev   # tests and benchmarks
+  libcli11-dev                                  # command lines (hotswap-stress, -httpd, -config)
   libcds-dev liburcu-dev libmimalloc-dev        # policies and baselines
   spin relacy-dev                               # proofs (tests/model, tests/relacy)
   gnuplot-nox                                   # plots in results/
   libssl-dev                                    # SHA-256 (modules)
-  libboost1.81-dev nlohmann-json3-dev           # adapters/http (Beast/Asio; the json example app)
+  libxxhash-dev                                 # XXH64 (watch; header only, XXH_INLINE_ALL)
+  libboost1.81-dev nlohmann-json3-dev           # adapters/http (Beast/Asio; the json example app), stress report
   libtomlplusplus-dev                           # adapters/config
   libsqlite3-dev sqlite3                        # adapters/db (and its shell test)
+  postgresql-15 postgresql-server-dev-15 libpq-dev  # adapters/pg (a real server in tests/pg)
   wrk nginx-light curl                          # side-by-side HTTP runs (scripts/, stress http)
+  etcd-server etcd-client                       # adapters/fleet (a real 3-member cluster in tests/fleet)
+  haproxy                                       # hitless reload beside ours (stress upgrade)
 )
 
 missing=()

@@ -55,8 +55,9 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHOTSWAP_SANITIZE= \
 cmake --build "$build" --target hotswap-stress -j "$(nproc)" >/dev/null
 rig="$build/stress/hotswap-stress"
 
-commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-dirty=$(git status --porcelain -- kernel stress scripts/stress.sh 2>/dev/null | wc -l | tr -d ' ')
+eval "$(python3 scripts/machine.py --shell)"   # machine_commit, machine_cpu, ...
+commit=$machine_commit dirty=$machine_uncommitted cpu=$machine_cpu compiler=$machine_compiler
+kernel=$machine_kernel cores=$machine_cores
 rates=off,1000,100,0   # microseconds between swaps: none, 1 kHz, 10 kHz, flat out
 common=(--backend all --swap-interval "$rates" --warmup "$warmup" --no-progress --pick least-disturbed
         --meta "git_commit=$commit" --meta "git_uncommitted_files=$dirty" --meta "script=scripts/stress.sh")
@@ -81,12 +82,13 @@ echo "stress: waiting for $lock"
   flock 9
   echo "stress: measuring (lock held)"
   start=$(date +%s)
-  load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+  date=$(python3 scripts/machine.py date)
+  load_before=$(python3 scripts/machine.py load)
   "${lat_cmd[@]}" >"$tmp/latency.log"
   "${tput1_cmd[@]}" >"$tmp/throughput1.log"
   "${tput_cmd[@]}" >"$tmp/throughput.log"
   "${pin_cmd[@]}" >"$tmp/pinned.log"
-  load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+  load_after=$(python3 scripts/machine.py load)
   elapsed=$(( $(date +%s) - start ))
 } 9>"$lock"
 for f in latency throughput1 throughput pinned; do
@@ -95,11 +97,6 @@ done
 
 # ---- JSON: both rig outputs, verbatim, under one roof ------------------------
 quote() { printf '%s' "$*" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
-cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
-compiler=$(c++ --version | head -n1)
-kernel=$(uname -sr)
-cores=$(nproc)
-date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 {
   printf '{\n"experiment":"hotswap-stress reference: every backend, swaps off / 1 kHz / 10 kHz / flat out",\n'
   printf '"command":"scripts/stress.sh %s",\n' "$(quote "$*")"
@@ -191,7 +188,7 @@ md="$out/stress-reference.md"
   echo "Full data (histograms included): [stress-reference.json](stress-reference.json); the rig's own output:"
   echo "[stress-reference.txt](stress-reference.txt)."
   echo
-  echo "- commit \`$commit\` ($dirty uncommitted files under kernel/, stress/), $date"
+  echo "- commit \`$commit\` ($dirty uncommitted files), $date"
   echo "- $cpu, $cores cores, $kernel, $compiler"
   echo "- $(grep -m1 '^  timer:' "$tmp/latency.log" | sed 's/^  timer: *//')"
   echo "- memory scenario (a call reads one word of a 64-byte version); after ${warmup} s warm-up, latency and pinned runs measure ${lat_s} s, throughput runs ${tput_s} s"

@@ -20,6 +20,10 @@
 //     std::size_t cap() const;               // configured cap on it, 0 = none
 //     backend_stats stats() const;           // counters since construction
 //     void drain();                          // every retired version reclaimed
+//     void wait_for_room();                  // optional: after a refusal, sleep
+//                                            // until a publish could succeed (or
+//                                            // a bounded time); without it the
+//                                            // swapper sleeps 20 us and retries
 //   };
 //
 // Swappers call publish() one at a time (the rig serialises them so version

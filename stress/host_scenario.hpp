@@ -45,6 +45,10 @@ struct host_case {
   std::vector<std::string> violations;
   /// Non-empty: the case could not run here (a missing tool), and why.
   std::string skip_reason;
+  /// Non-empty: the SUMMARY line prints these fields, in this order, in place
+  /// of the metrics and the violation count (a scenario whose line format its
+  /// issue fixes; the metrics still go to the JSON and the table).
+  std::vector<std::pair<std::string, std::string>> summary;
 
   bool passed() const noexcept { return skip_reason.empty() && violations.empty(); }
 };

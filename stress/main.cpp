@@ -6,16 +6,18 @@
 //
 // Runs every (scenario, policy, backend, swap interval) combination asked for,
 // one after the other in one process, then prints a table, one SUMMARY line
-// per run and "N passed, M failed". Exit status 1 if any invariant was
-// violated, 2 on a usage error. See stress/README.md.
+// per run and "N passed, M failed". The command line is CLI11's (--help is
+// generated from the options below); the exit status is one of exit_code.
+// See stress/README.md.
 #include <sched.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
-#include <cstdlib>
-#include <stdexcept>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,60 +31,13 @@ namespace hs = hotswap::stress;
 
 namespace {
 
-constexpr const char* usage_text = R"(usage: hotswap-stress [options]
-
-Callers x swappers: R caller threads call through a slot in a tight loop while
-W swapper threads publish new versions; every call is timed and checked.
-
-  --readers R              caller threads (default 1)
-  --swappers W             swapper threads (default 1; 0 = no swaps)
-                           The defaults suit a 2-core machine: one caller, one
-                           swapper and the backend's reclaimer thread already
-                           need more CPUs than there are whenever all are busy.
-  --seconds S              measured seconds per run (default 3; --quick: 1)
-  --warmup S               unmeasured seconds before each run (default 0.3; --quick: 0.1)
-  --swap-interval LIST     microseconds between publishes, per swapper; 0 = flat
-                           out; off = no swaps. A comma list sweeps (default 100)
-  --policy LIST            per-call | pinned | both (default per-call). pinned:
-                           a caller pins a version for a session of K calls
-  --session K              calls per pinned session (default 100)
-  --backend LIST|all       backends to run, side by side (default all; --list)
-  --scenario LIST|all      scenarios (default memory; --list). memory and plugin
-                           run on every backend; end-to-end scenarios (http, db,
-                           config) run their real host on the shipped kernel
-  --scenario-arg K=V       a setting for the scenario (repeatable)
-  --mode latency|throughput
-                           latency: time every call (default); throughput: time
-                           batches of --batch calls, for aggregate calls/s
-  --batch N                calls per timed batch in throughput mode (default 1024)
-  --after-swap-window US   how long after a publish a call counts as "after a
-                           swap" (default min(100, interval/2); 100 flat out)
-  --max-draining N         cap on replaced, not yet reclaimed versions
-                           (slot_options::max_draining; default 16)
-  --affinity split|none    split: caller i runs on CPU i, everything else (main,
-                           swappers, the backend's reclaimer) on the other CPUs,
-                           so writers cannot preempt callers (default none)
-  --membarrier-after US    epoch-membarrier: domain_options::membarrier_after
-                           (default: the kernel's, 20 us)
-  --repeat N               run every configuration N times, interleaved (all
-                           configurations once, then again...); violations are
-                           summed over all repetitions (default 1)
-  --pick median|least-disturbed
-                           with --repeat: report each number's median, or every
-                           number from the repetition whose callers got the
-                           most CPU (least outside load; default median)
-  --json PATH              write everything, histograms included, as JSON
-  --meta K=V               add a key/value to the JSON's "meta" (repeatable)
-  --quick                  short runs (smoke tests)
-  --no-progress            no live display even on a terminal
-  --list                   list backends and scenarios
-  -h, --help               this text
-)";
-
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "hotswap-stress: %s\n(see --help)\n", msg.c_str());
-  std::exit(2);
-}
+/// The exit status, as stress/README.md documents it.
+enum exit_code : int {
+  all_passed = 0,           ///< every verification passed (or --help, --list)
+  verification_failed = 1,  ///< an invariant was violated in some run
+  usage_error = 2,          ///< the command line was refused (CLI11's message on stderr)
+  cannot_write_json = 3,    ///< the runs finished but --json PATH could not be written
+};
 
 std::vector<std::string> split(std::string_view s) {
   std::vector<std::string> out;
@@ -96,27 +51,61 @@ std::vector<std::string> split(std::string_view s) {
 }
 
 template <class T>
-T parse_number(std::string_view opt, std::string_view s) {
+std::optional<T> to_number(std::string_view s) {
   T v{};
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || end != s.data() + s.size()) usage_error(std::string(opt) + ": not a number: " + std::string(s));
+  if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
   return v;
 }
 
-double parse_seconds(std::string_view opt, const std::string& s) {
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(s, &used);
-    if (used != s.size() || v < 0) throw std::invalid_argument(s);
-    return v;
-  } catch (const std::exception&) {
-    usage_error(std::string(opt) + ": not a duration in seconds: " + s);
-  }
+/// One element of --swap-interval: microseconds, or off/none (no swaps).
+std::optional<std::optional<std::uint64_t>> to_interval(std::string_view s) {
+  if (s == "off" || s == "none") return std::optional<std::uint64_t>{};
+  if (auto us = to_number<std::uint64_t>(s)) return std::optional<std::uint64_t>{*us};
+  return std::nullopt;
 }
 
-std::pair<std::string, std::string> parse_kv(std::string_view opt, const std::string& s) {
+// Validators: CLI11 reports what they return as "--option: <message>".
+CLI::Validator whole_number(std::uint64_t min) {
+  return CLI::Validator(
+      [min](std::string& s) -> std::string {
+        const auto v = to_number<std::uint64_t>(s);
+        if (!v || *v < min) return "expected a whole number >= " + std::to_string(min) + ", not '" + s + "'";
+        return {};
+      },
+      min == 0 ? "N" : "N>=" + std::to_string(min));
+}
+
+const CLI::Validator duration_seconds(
+    [](std::string& s) -> std::string {
+      double v = -1;
+      const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (ec != std::errc{} || end != s.data() + s.size() || !(v >= 0)) return "not a duration in seconds: '" + s + "'";
+      return {};
+    },
+    "S");
+
+/// A comma list whose every element `accepts`; `what` says what an element must be.
+CLI::Validator list_of(std::function<bool(std::string_view)> accepts, std::string what) {
+  return CLI::Validator(
+      [accepts, what](std::string& s) -> std::string {
+        for (const auto& e : split(s))
+          if (!accepts(e)) return "'" + e + "' is not " + what;
+        return {};
+      },
+      "LIST");
+}
+
+const CLI::Validator key_value(
+    [](std::string& s) -> std::string {
+      const auto eq = s.find('=');
+      if (eq == std::string::npos || eq == 0) return "expected KEY=VALUE, not '" + s + "'";
+      return {};
+    },
+    "K=V");
+
+std::pair<std::string, std::string> split_kv(const std::string& s) {
   const auto eq = s.find('=');
-  if (eq == std::string::npos || eq == 0) usage_error(std::string(opt) + ": expected KEY=VALUE, got " + s);
   return {s.substr(0, eq), s.substr(eq + 1)};
 }
 
@@ -143,107 +132,144 @@ std::string quote_command(int argc, char** argv) {
 
 bool built_with_tsan() { return hs::sanitizer_name() == "thread"; }
 
+/// The command line as given, before names are resolved against the registry.
+struct options {
+  std::string backends = "all", scenarios = "memory", intervals = "100", policies = "per-call";
+  std::string mode = "latency", affinity = "none", pick = "median";
+  double seconds = 0, warmup = 0;
+  std::uint64_t window_us = 0, membarrier_after_us = 0;
+  unsigned repeat = 1;
+  std::vector<std::string> scenario_args, meta;
+  std::string json_path;
+  bool quick = false, no_progress = false, list = false;
+};
+
+constexpr const char* exit_codes_text = R"(Exit status: 0 every verification passed (also --help, --list); 1 an invariant was
+violated; 2 the command line was refused; 3 --json PATH could not be written.
+See stress/README.md.)";
+
+/// Declares every option of hotswap-stress on `app`, bound to `o` and `base`.
+/// Each keeps the name and meaning it had before CLI11; a repeated option
+/// takes its last value, except --scenario-arg and --meta, which add up.
+void declare(CLI::App& app, options& o, hs::run_config& base) {
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.footer(exit_codes_text);
+  std::vector<std::string> backend_names = {"all"}, scenario_names = {"all"};
+  for (const auto& b : hs::all_backends()) backend_names.emplace_back(b.name);
+  for (const auto& sc : hs::all_scenarios()) scenario_names.emplace_back(sc.name);
+  for (const auto& h : hs::all_host_scenarios()) scenario_names.emplace_back(h.name);
+  auto one_of = [](std::vector<std::string> names, std::string_view see = "") {
+    std::string shown = "one of";
+    for (const auto& n : names) shown += (n == names.front() ? " " : ", ") + n;
+    return list_of([names](std::string_view e) { return std::find(names.begin(), names.end(), e) != names.end(); },
+                   shown.append(see));
+  };
+
+  app.add_option("--readers", base.readers, "caller threads (default 1)")->check(whole_number(1));
+  app.add_option("--swappers", base.swappers,
+                 "swapper threads (default 1; 0 = no swaps). The defaults suit a 2-core machine: one caller, one "
+                 "swapper and the backend's reclaimer thread already need more CPUs than there are whenever all "
+                 "are busy")
+      ->check(whole_number(0));
+  app.add_option("--seconds", o.seconds, "measured seconds per run (default 3; --quick: 1)")->check(duration_seconds);
+  app.add_option("--warmup", o.warmup, "unmeasured seconds before each run (default 0.3; --quick: 0.1)")
+      ->check(duration_seconds);
+  app.add_option("--swap-interval", o.intervals,
+                 "microseconds between publishes, per swapper; 0 = flat out; off = no swaps. A comma list sweeps "
+                 "(default 100)")
+      ->check(list_of([](std::string_view e) { return to_interval(e).has_value(); },
+                      "a number of microseconds, off or none"));
+  app.add_option("--policy", o.policies,
+                 "per-call | pinned | both (default per-call). pinned: a caller pins a version for a session of "
+                 "K calls")
+      ->check(one_of({"per-call", "pinned", "both"}));
+  app.add_option("--session", base.session, "calls per pinned session (default 100)")->check(whole_number(1));
+  app.add_option("--backend", o.backends, "backends to run, side by side, a comma list or all (default all)")
+      ->check(one_of(backend_names, " (see --list)"));
+  app.add_option("--scenario", o.scenarios,
+                 "scenarios, a comma list or all (default memory). memory and plugin run on every backend; "
+                 "end-to-end scenarios (http, db, config) run their real host on the shipped kernel")
+      ->check(one_of(scenario_names, " (see --list)"));
+  // KEY=VALUE, one per occurrence; every occurrence adds one.
+  const auto repeatable_key_value = [](CLI::Option* opt) {
+    opt->check(key_value)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)->allow_extra_args(false);
+  };
+  repeatable_key_value(app.add_option("--scenario-arg", o.scenario_args, "a setting for the scenario (repeatable)"));
+  app.add_option("--mode", o.mode,
+                 "latency: time every call (default); throughput: time batches of --batch calls, for aggregate "
+                 "calls/s")
+      ->check(CLI::IsMember({"latency", "throughput"}));
+  app.add_option("--batch", base.batch, "calls per timed batch in throughput mode (default 1024)")
+      ->check(whole_number(1));
+  app.add_option("--after-swap-window", o.window_us,
+                 "how long (us) after a publish a call counts as \"after a swap\" (default min(100, interval/2); "
+                 "100 flat out)")
+      ->check(whole_number(0));
+  app.add_option("--max-draining", base.backend_cfg.max_draining,
+                 "cap on replaced, not yet reclaimed versions (slot_options::max_draining; default 16)")
+      ->check(whole_number(1));
+  app.add_option("--affinity", o.affinity,
+                 "split: caller i runs on CPU i, everything else (main, swappers, the backend's reclaimer) on the "
+                 "other CPUs, so writers cannot preempt callers (default none)")
+      ->check(CLI::IsMember({"split", "none"}));
+  app.add_option("--membarrier-after", o.membarrier_after_us,
+                 "epoch-membarrier: domain_options::membarrier_after in us (default: the kernel's, 20 us)")
+      ->check(whole_number(0));
+  app.add_option("--repeat", o.repeat,
+                 "run every configuration N times, interleaved (all configurations once, then again...); "
+                 "violations are summed over all repetitions (default 1)")
+      ->check(whole_number(1));
+  app.add_option("--pick", o.pick,
+                 "with --repeat: report each number's median, or every number from the repetition whose callers "
+                 "got the most CPU (least outside load; default median)")
+      ->check(CLI::IsMember({"median", "least-disturbed"}));
+  app.add_option("--json", o.json_path, "write everything, histograms included, as JSON");
+  repeatable_key_value(app.add_option("--meta", o.meta, "add a key/value to the JSON's \"meta\" (repeatable)"));
+  app.add_flag("--quick", o.quick, "short runs (smoke tests)");
+  app.add_flag("--no-progress", o.no_progress, "no live display even on a terminal");
+  app.add_flag("--list", o.list, "list backends and scenarios");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   hs::run_config base;
-  std::vector<std::string> backends = {"all"}, scenarios = {"memory"};
-  std::vector<std::optional<std::uint64_t>> intervals = {100};
-  std::vector<hs::call_policy> policies = {hs::call_policy::per_call};
-  std::optional<double> seconds, warmup;
-  std::optional<std::uint64_t> window_us;
-  std::string json_path;
+  base.batch = 1024;
+  options o;
+  CLI::App app{
+      "Callers x swappers: R caller threads call through a slot in a tight loop while W swapper threads publish "
+      "new versions; every call is timed and checked.",
+      "hotswap-stress"};
+  declare(app, o, base);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int status = app.exit(e);  // prints --help, or the error and a pointer to --help
+    return status == 0 ? all_passed : usage_error;
+  }
+
   hs::report_context ctx;
   ctx.command = quote_command(argc, argv);
-  bool split_affinity = false;
-  unsigned repeat = 1;
-  hs::pick_rule pick = hs::pick_rule::median;
-  bool quick = false, progress = ::isatty(STDOUT_FILENO) != 0, list = false;
-  base.batch = 1024;
-
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view opt = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error(std::string(opt) + " needs a value");
-      return argv[++i];
-    };
-    if (opt == "-h" || opt == "--help") {
-      std::fputs(usage_text, stdout);
-      return 0;
-    } else if (opt == "--readers") {
-      base.readers = parse_number<unsigned>(opt, value());
-      if (base.readers == 0) usage_error("--readers must be at least 1");
-    } else if (opt == "--swappers") {
-      base.swappers = parse_number<unsigned>(opt, value());
-    } else if (opt == "--seconds") {
-      seconds = parse_seconds(opt, value());
-    } else if (opt == "--warmup") {
-      warmup = parse_seconds(opt, value());
-    } else if (opt == "--swap-interval") {
-      intervals.clear();
-      for (const auto& s : split(value())) {
-        if (s == "off" || s == "none") intervals.emplace_back(std::nullopt);
-        else intervals.emplace_back(parse_number<std::uint64_t>(opt, s));
-      }
-    } else if (opt == "--policy") {
-      policies.clear();
-      for (const auto& s : split(value())) {
-        if (s == "per-call") policies.push_back(hs::call_policy::per_call);
-        else if (s == "pinned") policies.push_back(hs::call_policy::pinned);
-        else if (s == "both") policies = {hs::call_policy::per_call, hs::call_policy::pinned};
-        else usage_error("--policy: per-call, pinned or both, not " + s);
-      }
-    } else if (opt == "--session") {
-      base.session = parse_number<unsigned>(opt, value());
-      if (base.session == 0) usage_error("--session must be at least 1");
-    } else if (opt == "--backend") {
-      backends = split(value());
-    } else if (opt == "--scenario") {
-      scenarios = split(value());
-    } else if (opt == "--scenario-arg") {
-      base.scenario_cfg.args.push_back(parse_kv(opt, value()));
-    } else if (opt == "--mode") {
-      const std::string m = value();
-      if (m == "latency") base.mode = hs::run_mode::latency;
-      else if (m == "throughput") base.mode = hs::run_mode::throughput;
-      else usage_error("--mode: latency or throughput, not " + m);
-    } else if (opt == "--batch") {
-      base.batch = parse_number<unsigned>(opt, value());
-      if (base.batch == 0) usage_error("--batch must be at least 1");
-    } else if (opt == "--after-swap-window") {
-      window_us = parse_number<std::uint64_t>(opt, value());
-    } else if (opt == "--max-draining") {
-      base.backend_cfg.max_draining = parse_number<std::size_t>(opt, value());
-      if (base.backend_cfg.max_draining == 0) usage_error("--max-draining must be at least 1");
-    } else if (opt == "--affinity") {
-      const std::string a = value();
-      if (a == "split") split_affinity = true;
-      else if (a == "none") split_affinity = false;
-      else usage_error("--affinity: split or none, not " + a);
-    } else if (opt == "--membarrier-after") {
-      base.backend_cfg.membarrier_after_ns = static_cast<std::int64_t>(parse_number<std::uint64_t>(opt, value()) * 1000);
-    } else if (opt == "--repeat") {
-      repeat = parse_number<unsigned>(opt, value());
-      if (repeat == 0) usage_error("--repeat must be at least 1");
-    } else if (opt == "--pick") {
-      const std::string p = value();
-      if (p == "median") pick = hs::pick_rule::median;
-      else if (p == "least-disturbed") pick = hs::pick_rule::least_disturbed;
-      else usage_error("--pick: median or least-disturbed, not " + p);
-    } else if (opt == "--json") {
-      json_path = value();
-    } else if (opt == "--meta") {
-      ctx.meta.push_back(parse_kv(opt, value()));
-    } else if (opt == "--quick") {
-      quick = true;
-    } else if (opt == "--no-progress") {
-      progress = false;
-    } else if (opt == "--list") {
-      list = true;
-    } else {
-      usage_error("unknown option " + std::string(opt));
-    }
+  for (const auto& kv : o.meta) ctx.meta.push_back(split_kv(kv));
+  for (const auto& kv : o.scenario_args) base.scenario_cfg.args.push_back(split_kv(kv));
+  const std::vector<std::string> backends = split(o.backends), scenarios = split(o.scenarios);
+  std::vector<std::optional<std::uint64_t>> intervals;
+  for (const auto& s : split(o.intervals)) intervals.push_back(*to_interval(s));
+  std::vector<hs::call_policy> policies;
+  for (const auto& s : split(o.policies)) {
+    if (s == "both") policies = {hs::call_policy::per_call, hs::call_policy::pinned};
+    else policies.push_back(s == "pinned" ? hs::call_policy::pinned : hs::call_policy::per_call);
   }
+  base.mode = o.mode == "throughput" ? hs::run_mode::throughput : hs::run_mode::latency;
+  const bool split_affinity = o.affinity == "split";
+  const hs::pick_rule pick = o.pick == "least-disturbed" ? hs::pick_rule::least_disturbed : hs::pick_rule::median;
+  if (app.count("--membarrier-after"))
+    base.backend_cfg.membarrier_after_ns = static_cast<std::int64_t>(o.membarrier_after_us * 1000);
+  const bool window_given = app.count("--after-swap-window") > 0;
+  const bool quick = o.quick, list = o.list;
+  const bool progress = !o.no_progress && ::isatty(STDOUT_FILENO) != 0;
+  const unsigned repeat = o.repeat;
+  const std::string& json_path = o.json_path;
 
   const auto& registry = hs::all_backends();
   std::vector<std::string_view> scenario_names;
@@ -259,7 +285,7 @@ int main(int argc, char** argv) {
                   sc.runners.size());
     std::printf("end-to-end scenarios (the shipped kernel):\n");
     for (const auto& h : hs::all_host_scenarios()) std::printf("  %-20s %s\n", h.name, h.description);
-    return 0;
+    return all_passed;
   }
 
   // Resolve names. Under ThreadSanitizer `all` leaves out backends whose
@@ -281,8 +307,7 @@ int main(int argc, char** argv) {
       continue;
     }
     auto it = std::find_if(registry.begin(), registry.end(), [&](const auto& b) { return b.name == name; });
-    if (it == registry.end()) usage_error("unknown backend " + name + " (see --list)");
-    if (std::find(chosen.begin(), chosen.end(), &*it) == chosen.end()) chosen.push_back(&*it);
+    if (std::find(chosen.begin(), chosen.end(), &*it) == chosen.end()) chosen.push_back(&*it);  // --backend checked it
   }
   std::vector<std::string> chosen_scenarios;
   std::vector<const hs::host_scenario_entry*> chosen_hosts;
@@ -297,15 +322,13 @@ int main(int argc, char** argv) {
       for (const auto& h : hosts) add_host(h);
     } else if (host != hosts.end()) {
       add_host(*host);
-    } else if (std::find(scenario_names.begin(), scenario_names.end(), s) == scenario_names.end()) {
-      usage_error("unknown scenario " + s + " (see --list)");
     } else {
-      chosen_scenarios.push_back(s);
+      chosen_scenarios.push_back(s);  // a kernel scenario: --scenario checked the name
     }
   }
 
-  base.seconds = seconds.value_or(quick ? 1.0 : 3.0);
-  base.warmup = warmup.value_or(quick ? 0.1 : 0.3);
+  base.seconds = app.count("--seconds") ? o.seconds : quick ? 1.0 : 3.0;
+  base.warmup = app.count("--warmup") ? o.warmup : quick ? 0.1 : 0.3;
   base.progress = progress;
 
   hs::cycle_clock::calibrate(std::chrono::milliseconds(quick ? 50 : 200));
@@ -357,7 +380,7 @@ int main(int argc, char** argv) {
           cfg.backend = std::string(b->name);
           cfg.policy = policy;
           cfg.swap_interval_us = interval;
-          if (window_us) cfg.after_swap_window_ns = *window_us * 1000;
+          if (window_given) cfg.after_swap_window_ns = o.window_us * 1000;
           else if (interval && *interval != 0) cfg.after_swap_window_ns = std::min<std::uint64_t>(100, *interval / 2) * 1000;
           else cfg.after_swap_window_ns = 100'000;
           configs.push_back({cfg, runner->run});
@@ -382,7 +405,7 @@ int main(int argc, char** argv) {
     try {
       o.cases = h->run(host_cfg);
     } catch (const std::exception& e) {
-      o.cases.push_back({"setup", {}, {std::string("the scenario threw: ") + e.what()}, {}});
+      o.cases.push_back({"setup", {}, {std::string("the scenario threw: ") + e.what()}, {}, {}});
     }
     outcomes.push_back(std::move(o));
   }
@@ -393,7 +416,7 @@ int main(int argc, char** argv) {
   hs::print_host_outcomes(stdout, outcomes);
   if (!json_path.empty() && !hs::write_json(json_path, ctx, runs, outcomes)) {
     std::fprintf(stderr, "hotswap-stress: cannot write %s\n", json_path.c_str());
-    return 2;
+    return cannot_write_json;
   }
   // One count, stated once: every row of the table (a scenario, policy,
   // backend and swap interval) and every end-to-end case is one verification.
@@ -410,5 +433,5 @@ int main(int argc, char** argv) {
       else ++failed;
     }
   std::printf("%zu passed, %zu failed, %zu skipped\n", passed, failed, skipped);
-  return failed == 0 ? 0 : 1;
+  return failed == 0 ? all_passed : verification_failed;
 }

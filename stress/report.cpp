@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 namespace hotswap::stress {
 namespace {
@@ -55,57 +56,28 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-std::string json_escape(std::string_view s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          o += b;
-        } else {
-          o += c;
-        }
-    }
-  }
-  return o;
-}
-
-std::string num(double v) {
-  if (!std::isfinite(v)) return "null";
+/// A measured number as JSON, to 6 significant digits; null when not finite.
+json num(double v) {
+  if (!std::isfinite(v)) return nullptr;
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
+  return std::strtod(buf, nullptr);
 }
 
-std::string json_histogram(const histogram& h, bool with_buckets = true) {
-  std::ostringstream o;
+json json_histogram(const histogram& h, bool with_buckets = true) {
   const bool any = h.count() != 0;
-  o << "{\"count\":" << h.count() << ",\"min_ns\":" << num(any ? cycle_clock::to_ns(h.min()) : -1)
-    << ",\"mean_ns\":" << num(any ? h.mean() * cycle_clock::info().ns_per_tick : -1);
+  json o = {{"count", h.count()},
+            {"min_ns", num(any ? cycle_clock::to_ns(h.min()) : -1)},
+            {"mean_ns", num(any ? h.mean() * cycle_clock::info().ns_per_tick : -1)}};
   const std::pair<const char*, double> qs[] = {{"p50_ns", 0.5},     {"p90_ns", 0.9},       {"p99_ns", 0.99},
                                                {"p999_ns", 0.999}, {"p9999_ns", 0.9999}, {"max_ns", 1.0}};
-  for (const auto& [k, q] : qs) o << ",\"" << k << "\":" << num(quantile_ns(h, q));
-  if (!with_buckets) {
-    o << "}";
-    return o.str();
-  }
+  for (const auto& [k, q] : qs) o[k] = num(quantile_ns(h, q));
+  if (!with_buckets) return o;
   // Non-empty buckets as [upper bound in ns, count].
-  o << ",\"buckets\":[";
-  bool first = true;
-  for (std::size_t i = 0; i < buckets::count; ++i) {
-    const std::uint64_t n = h.bucket(i);
-    if (n == 0) continue;
-    o << (first ? "" : ",") << '[' << num(cycle_clock::to_ns(buckets::upper(i))) << ',' << n << ']';
-    first = false;
-  }
-  o << "]}";
-  return o.str();
+  json& b = o["buckets"] = json::array();
+  for (std::size_t i = 0; i < buckets::count; ++i)
+    if (const std::uint64_t n = h.bucket(i); n != 0) b.push_back({num(cycle_clock::to_ns(buckets::upper(i))), n});
+  return o;
 }
 
 std::string utc_now() {
@@ -389,118 +361,196 @@ void print_host_outcomes(std::FILE* out, const std::vector<host_outcome>& outcom
   for (const auto& o : outcomes)
     for (const auto& c : o.cases) {
       std::fprintf(out, "SUMMARY scenario=%s case=%s", o.scenario.c_str(), c.name.c_str());
-      for (const auto& [key, value] : c.metrics) std::fprintf(out, " %s=%.6g", key.c_str(), value);
-      std::fprintf(out, " violations=%zu result=%s\n", c.violations.size(),
-                   result_word(!c.skip_reason.empty(), c.passed()).c_str());
+      if (c.summary.empty()) {
+        for (const auto& [key, value] : c.metrics) std::fprintf(out, " %s=%.6g", key.c_str(), value);
+        std::fprintf(out, " violations=%zu", c.violations.size());
+      }
+      for (const auto& [key, value] : c.summary) std::fprintf(out, " %s=%s", key.c_str(), value.c_str());
+      std::fprintf(out, " result=%s\n", result_word(!c.skip_reason.empty(), c.passed()).c_str());
       if (!c.skip_reason.empty()) std::fprintf(out, "  skipped: %s\n", c.skip_reason.c_str());
       for (const auto& v : c.violations) std::fprintf(out, "  violation: %s\n", v.c_str());
     }
 }
 
-bool write_json(const std::string& path, const report_context& ctx, const std::vector<measured>& runs,
-                const std::vector<host_outcome>& outcomes) {
-  std::ofstream o(path);
-  if (!o) return false;
-  const clock_info& c = cycle_clock::info();
-  o << "{\n\"tool\":\"hotswap-stress\",\"schema\":2,\n";
-  o << "\"command\":\"" << json_escape(ctx.command) << "\",\n\"date\":\"" << utc_now() << "\",\n";
-  o << "\"meta\":{";
-  for (std::size_t i = 0; i < ctx.meta.size(); ++i)
-    o << (i ? "," : "") << '"' << json_escape(ctx.meta[i].first) << "\":\"" << json_escape(ctx.meta[i].second) << '"';
-  o << "},\n";
-  o << "\"machine\":{\"cpu\":\"" << json_escape(cpu_model()) << "\",\"hardware_threads\":"
-    << std::thread::hardware_concurrency() << ",\"kernel\":\"" << json_escape(kernel_release())
-    << "\",\"compiler\":\"" << json_escape(compiler_id()) << "\",\"sanitizer\":\"" << sanitizer_name()
-#ifdef NDEBUG
-    << "\",\"assertions\":false"
-#else
-    << "\",\"assertions\":true"
-#endif
-    << "},\n";
-  o << "\"timer\":{\"source\":\"" << json_escape(c.source) << "\",\"tsc\":" << (c.tsc ? "true" : "false")
-    << ",\"ns_per_tick\":" << num(c.ns_per_tick) << ",\"pair_overhead_ns\":" << num(c.overhead_ns)
-    << ",\"resolution_ns\":" << num(c.resolution_ns)
-    << ",\"note\":\"latency samples include the pair overhead; throughput mode records the per-call mean of each "
-       "timed batch\"},\n";
-  o << "\"violation_kinds\":[";
-  for (std::size_t k = 0; k < violation_kinds; ++k) o << (k ? "," : "") << '"' << violation_names[k] << '"';
-  o << "],\n\"runs\":[\n";
-  // One entry per configuration: its settings, the reported numbers (see
-  // pick_rule), then every repetition in full, histograms included.
-  for (std::size_t i = 0; i < runs.size(); ++i) {
-    const run_metrics& m = runs[i].metrics;
-    const auto& cf = m.config;
-    o << (i ? ",\n" : "") << "{\"backend\":\"" << json_escape(cf.backend) << "\",\"scenario\":\""
-      << json_escape(cf.scenario) << "\",\"policy\":\"" << to_string(cf.policy) << "\",\"mode\":\""
-      << to_string(cf.mode) << "\",\"readers\":" << cf.readers << ",\"swappers\":" << (cf.swapping() ? cf.swappers : 0)
-      << ",\"swap_interval_us\":" << (cf.swapping() ? std::to_string(*cf.swap_interval_us) : "null")
-      << ",\"swap\":\"" << cf.swap_label() << "\",\"seconds\":" << num(cf.seconds) << ",\"warmup_s\":"
-      << num(cf.warmup) << ",\"after_swap_window_ns\":" << cf.after_swap_window_ns
-      << ",\"batch\":" << (cf.mode == run_mode::latency ? 1U : cf.batch) << ",\"session\":" << cf.session
-      << ",\"max_draining\":" << cf.backend_cfg.max_draining << ",\"repeats\":" << m.repeats << ",\"result\":\""
-      << result_word(m.skipped, m.passed()) << '"';
-    if (m.skipped) {
-      o << ",\"skip_reason\":\"" << json_escape(m.skip_reason) << "\"}";
+namespace {
+
+json violations_json(const violation_counts& v) {
+  json o = json::object();
+  for (std::size_t k = 0; k < violation_kinds; ++k) o[violation_names[k]] = v[k];
+  return o;
+}
+
+json run_json(const measured& run) {
+  const run_metrics& m = run.metrics;
+  const auto& cf = m.config;
+  json o = {{"backend", cf.backend},
+            {"scenario", cf.scenario},
+            {"policy", to_string(cf.policy)},
+            {"mode", to_string(cf.mode)},
+            {"readers", cf.readers},
+            {"swappers", cf.swapping() ? cf.swappers : 0},
+            {"swap_interval_us", cf.swapping() ? json(*cf.swap_interval_us) : json(nullptr)},
+            {"swap", cf.swap_label()},
+            {"seconds", num(cf.seconds)},
+            {"warmup_s", num(cf.warmup)},
+            {"after_swap_window_ns", cf.after_swap_window_ns},
+            {"batch", cf.mode == run_mode::latency ? 1U : cf.batch},
+            {"session", cf.session},
+            {"max_draining", cf.backend_cfg.max_draining},
+            {"repeats", m.repeats},
+            {"result", result_word(m.skipped, m.passed())}};
+  if (m.skipped) {
+    o["skip_reason"] = m.skip_reason;
+    return o;
+  }
+  o["reported"] = {{"pick", m.pick == pick_rule::median ? "median" : "least_disturbed"},
+                   {"picked_repetition", m.picked},
+                   {"caller_cpu_share", num(m.caller_cpu_share)},
+                   {"caller_preemptions", num(m.caller_preemptions)},
+                   {"seconds", num(m.seconds)},
+                   {"calls", num(m.calls)},
+                   {"calls_per_s", num(m.calls_per_s)},
+                   {"swaps", num(m.swaps)},
+                   {"swaps_per_s", num(m.swaps_per_s)},
+                   {"refused", num(m.refused)},
+                   {"p50_ns", num(m.p50)},
+                   {"p99_ns", num(m.p99)},
+                   {"p999_ns", num(m.p999)},
+                   {"p9999_ns", num(m.p9999)},
+                   {"max_ns", num(m.max)},
+                   {"steady_p999_ns", num(m.steady_p999)},
+                   {"after_swap_p999_ns", num(m.after_swap_p999)},
+                   {"gp_p50_ns", num(m.gp_p50)},
+                   {"gp_p99_ns", num(m.gp_p99)},
+                   {"reclaim_p99_ns", num(m.reclaim_p99)},
+                   {"teardown_p50_ns", num(m.teardown_p50)},
+                   {"teardown_p99_ns", num(m.teardown_p99)},
+                   {"grace_busy_share", num(m.grace_busy_share)},
+                   {"teardown_busy_share", num(m.teardown_busy_share)},
+                   {"bottleneck", m.bottleneck()},
+                   {"peak_backlog_all", num(m.peak_backlog)},
+                   {"cap", m.cap},
+                   {"grace_periods", num(m.grace_periods)},
+                   {"membarriers", num(m.membarriers)},
+                   {"membarrier_syscalls", num(m.membarrier_syscalls)},
+                   {"violations_all", violations_json(m.violations)}};
+  // Every repetition in full, histograms included.
+  json& reps = o["repetitions"] = json::array();
+  for (const run_result& r : run.repetitions) {
+    json rep = {{"result", result_word(r.skipped, r.passed())}};
+    if (r.skipped) {
+      rep["skip_reason"] = r.skip_reason;
+      reps.push_back(std::move(rep));
       continue;
     }
-    o << ",\n \"reported\":{\"pick\":\"" << (m.pick == pick_rule::median ? "median" : "least_disturbed")
-      << "\",\"picked_repetition\":" << m.picked << ",\"caller_cpu_share\":" << num(m.caller_cpu_share)
-      << ",\"caller_preemptions\":" << num(m.caller_preemptions) << ",\"seconds\":" << num(m.seconds) << ",\"calls\":" << num(m.calls)
-      << ",\"calls_per_s\":" << num(m.calls_per_s) << ",\"swaps\":" << num(m.swaps) << ",\"swaps_per_s\":"
-      << num(m.swaps_per_s) << ",\"refused\":" << num(m.refused) << ",\"p50_ns\":" << num(m.p50)
-      << ",\"p99_ns\":" << num(m.p99) << ",\"p999_ns\":" << num(m.p999) << ",\"p9999_ns\":" << num(m.p9999)
-      << ",\"max_ns\":" << num(m.max) << ",\"steady_p999_ns\":" << num(m.steady_p999)
-      << ",\"after_swap_p999_ns\":" << num(m.after_swap_p999) << ",\"gp_p50_ns\":" << num(m.gp_p50)
-      << ",\"gp_p99_ns\":" << num(m.gp_p99) << ",\"reclaim_p99_ns\":" << num(m.reclaim_p99)
-      << ",\"teardown_p50_ns\":" << num(m.teardown_p50) << ",\"teardown_p99_ns\":" << num(m.teardown_p99)
-      << ",\"grace_busy_share\":" << num(m.grace_busy_share) << ",\"teardown_busy_share\":"
-      << num(m.teardown_busy_share) << ",\"bottleneck\":\"" << m.bottleneck() << '"'
-      << ",\"peak_backlog_all\":" << num(m.peak_backlog) << ",\"cap\":" << m.cap << ",\"grace_periods\":"
-      << num(m.grace_periods) << ",\"membarriers\":" << num(m.membarriers) << ",\"membarrier_syscalls\":"
-      << num(m.membarrier_syscalls) << ",\"violations_all\":{";
-    for (std::size_t k = 0; k < violation_kinds; ++k)
-      o << (k ? "," : "") << '"' << violation_names[k] << "\":" << m.violations[k];
-    o << "}},\n \"repetitions\":[";
-    for (std::size_t j = 0; j < runs[i].repetitions.size(); ++j) {
-      const run_result& r = runs[i].repetitions[j];
-      o << (j ? ",\n  " : "\n  ") << "{\"result\":\"" << result_word(r.skipped, r.passed()) << '"';
-      if (r.skipped) {
-        o << ",\"skip_reason\":\"" << json_escape(r.skip_reason) << "\"}";
-        continue;
-      }
-      o << ",\"caller_cpu_share\":" << num(r.caller_cpu_share) << ",\"caller_preemptions\":" << r.caller_preemptions
-        << ",\"elapsed_s\":" << num(r.elapsed_s) << ",\"calls\":" << r.calls << ",\"issued\":" << r.issued
-        << ",\"completed\":" << r.completed << ",\"calls_per_s\":" << num(per_s(r.calls, r.elapsed_s))
-        << ",\"swaps\":" << r.swaps << ",\"swaps_per_s\":" << num(per_s(r.swaps, r.elapsed_s))
-        << ",\"refused\":" << r.refused << ",\"peak_backlog\":" << r.peak_backlog << ",\"cap\":" << r.cap
-        << ",\"grace_periods\":" << r.grace_periods << ",\"membarriers\":" << r.membarriers
-        << ",\"membarrier_syscalls\":" << r.membarrier_syscalls << ",\"violations\":{";
-      for (std::size_t k = 0; k < violation_kinds; ++k)
-        o << (k ? "," : "") << '"' << violation_names[k] << "\":" << r.violations[k];
-      o << "},\n   \"latency\":{\"all\":" << json_histogram(r.latency(), false)
-        << ",\n    \"steady\":" << json_histogram(r.steady) << ",\n    \"after_swap\":" << json_histogram(r.after_swap)
-        << "},\n   \"publish\":" << json_histogram(r.publish) << ",\n   \"grace\":" << json_histogram(r.grace)
-        << ",\n   \"reclaim\":" << json_histogram(r.reclaim) << "}";
-    }
-    o << "]}";
+    rep.update(json{{"caller_cpu_share", num(r.caller_cpu_share)},
+                    {"caller_preemptions", r.caller_preemptions},
+                    {"elapsed_s", num(r.elapsed_s)},
+                    {"calls", r.calls},
+                    {"issued", r.issued},
+                    {"completed", r.completed},
+                    {"calls_per_s", num(per_s(r.calls, r.elapsed_s))},
+                    {"swaps", r.swaps},
+                    {"swaps_per_s", num(per_s(r.swaps, r.elapsed_s))},
+                    {"refused", r.refused},
+                    {"peak_backlog", r.peak_backlog},
+                    {"cap", r.cap},
+                    {"grace_periods", r.grace_periods},
+                    {"membarriers", r.membarriers},
+                    {"membarrier_syscalls", r.membarrier_syscalls},
+                    {"violations", violations_json(r.violations)},
+                    {"latency",
+                     {{"all", json_histogram(r.latency(), false)},
+                      {"steady", json_histogram(r.steady)},
+                      {"after_swap", json_histogram(r.after_swap)}}},
+                    {"publish", json_histogram(r.publish)},
+                    {"grace", json_histogram(r.grace)},
+                    {"reclaim", json_histogram(r.reclaim)}});
+    reps.push_back(std::move(rep));
   }
-  o << "\n],\n\"host_scenarios\":[";
-  bool first = true;
+  return o;
+}
+
+json host_case_json(const std::string& scenario, const host_case& c) {
+  json o = {{"scenario", scenario}, {"case", c.name}, {"result", result_word(!c.skip_reason.empty(), c.passed())}};
+  if (!c.skip_reason.empty()) o["skip_reason"] = c.skip_reason;
+  json& metrics = o["metrics"] = json::object();
+  for (const auto& [key, value] : c.metrics) metrics[key] = num(value);
+  if (!c.summary.empty()) {
+    json& summary = o["summary"] = json::object();
+    for (const auto& [key, value] : c.summary) summary[key] = value;
+  }
+  o["violations"] = c.violations;
+  return o;
+}
+
+}  // namespace
+
+json report_json(const report_context& ctx, const std::vector<measured>& runs,
+                 const std::vector<host_outcome>& outcomes) {
+  const clock_info& c = cycle_clock::info();
+  json meta = json::object();
+  for (const auto& [key, value] : ctx.meta) meta[key] = value;
+  json o = {{"tool", "hotswap-stress"},
+            {"schema", 2},
+            {"command", ctx.command},
+            {"date", utc_now()},
+            {"meta", std::move(meta)},
+            {"machine",
+             {{"cpu", cpu_model()},
+              {"hardware_threads", std::thread::hardware_concurrency()},
+              {"kernel", kernel_release()},
+              {"compiler", compiler_id()},
+              {"sanitizer", sanitizer_name()},
+#ifdef NDEBUG
+              {"assertions", false}}},
+#else
+              {"assertions", true}}},
+#endif
+            {"timer",
+             {{"source", c.source},
+              {"tsc", c.tsc},
+              {"ns_per_tick", num(c.ns_per_tick)},
+              {"pair_overhead_ns", num(c.overhead_ns)},
+              {"resolution_ns", num(c.resolution_ns)},
+              {"note",
+               "latency samples include the pair overhead; throughput mode records the per-call mean of each "
+               "timed batch"}}},
+            {"violation_kinds", json::array()},
+            {"runs", json::array()},
+            {"host_scenarios", json::array()}};
+  for (std::size_t k = 0; k < violation_kinds; ++k) o["violation_kinds"].push_back(violation_names[k]);
+  // One entry per configuration: its settings, the reported numbers (see
+  // pick_rule), then every repetition in full.
+  for (const measured& run : runs) o["runs"].push_back(run_json(run));
   for (const auto& h : outcomes)
-    for (const auto& c : h.cases) {
-      o << (first ? "\n" : ",\n") << "{\"scenario\":\"" << json_escape(h.scenario) << "\",\"case\":\""
-        << json_escape(c.name) << "\",\"result\":\"" << result_word(!c.skip_reason.empty(), c.passed()) << '"';
-      if (!c.skip_reason.empty()) o << ",\"skip_reason\":\"" << json_escape(c.skip_reason) << '"';
-      o << ",\"metrics\":{";
-      for (std::size_t k = 0; k < c.metrics.size(); ++k)
-        o << (k ? "," : "") << '"' << json_escape(c.metrics[k].first) << "\":" << num(c.metrics[k].second);
-      o << "},\"violations\":[";
-      for (std::size_t k = 0; k < c.violations.size(); ++k) o << (k ? "," : "") << '"' << json_escape(c.violations[k]) << '"';
-      o << "]}";
-      first = false;
+    for (const auto& c : h.cases) o["host_scenarios"].push_back(host_case_json(h.scenario, c));
+  return o;
+}
+
+bool write_json(const std::string& path, const report_context& ctx, const std::vector<measured>& runs,
+                const std::vector<host_outcome>& outcomes) {
+  std::ofstream out(path);
+  if (!out) return false;
+  // One top-level key per line and one run or case per line: diffable, and
+  // small (indenting every histogram bucket would multiply the lines by four).
+  // Text from outside (the command, --meta, skip reasons) that is not UTF-8
+  // gets U+FFFD rather than an exception.
+  const auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
+  const json report = report_json(ctx, runs, outcomes);
+  out << "{";
+  bool first = true;
+  for (const auto& [key, value] : report.items()) {
+    out << (std::exchange(first, false) ? "\n" : ",\n") << dump(key) << ":";
+    if (value.is_array() && !value.empty() && value.front().is_object()) {  // runs, host_scenarios
+      for (std::size_t i = 0; i < value.size(); ++i) out << (i ? ",\n" : "[\n") << dump(value[i]);
+      out << "\n]";
+    } else {
+      out << dump(value);
     }
-  o << "\n]}\n";
-  return static_cast<bool>(o);
+  }
+  out << "\n}\n";
+  return static_cast<bool>(out);
 }
 
 }  // namespace hotswap::stress

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,8 @@
 #include "rig.hpp"
 
 namespace hotswap::stress {
+
+using json = nlohmann::ordered_json;  ///< keys in the order written
 
 struct report_context {
   std::string command;                                  ///< the command line, quoted
@@ -75,6 +78,9 @@ void print_table(std::FILE* out, const std::vector<measured>& runs);
 void print_summary_lines(std::FILE* out, const std::vector<measured>& runs);
 /// End-to-end scenarios: one line per case, its violations, and a SUMMARY line.
 void print_host_outcomes(std::FILE* out, const std::vector<host_outcome>& outcomes);
+/// Everything a run measured, as the JSON file holds it (schema 2).
+json report_json(const report_context& ctx, const std::vector<measured>& runs,
+                 const std::vector<host_outcome>& outcomes);
 bool write_json(const std::string& path, const report_context& ctx, const std::vector<measured>& runs,
                 const std::vector<host_outcome>& outcomes);
 

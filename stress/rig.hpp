@@ -336,8 +336,11 @@ void swapper_main(B& backend, S& scenario, run_probe& probe, control& ctl, const
     if (p == stopping) break;
     if (p != phase) phase = p;
     if (retry) {
-      // Refused (backpressure): give the reclaimer a moment, then try again.
-      sleep_until_ns(steady_now_ns() + 20'000);
+      // Refused (backpressure): wait for room where the backend can say when
+      // there is some (asleep until its reclaimer frees a version); otherwise
+      // give the reclaimer a moment. Then try again.
+      if constexpr (requires { backend.wait_for_room(); }) backend.wait_for_room();
+      else sleep_until_ns(steady_now_ns() + 20'000);
     } else if (interval != 0) {
       const std::uint64_t now = steady_now_ns();
       next += interval;

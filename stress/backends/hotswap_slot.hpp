@@ -11,6 +11,7 @@
 #include <hotswap/slot.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <string_view>
 #include <utility>
 
@@ -89,6 +90,12 @@ class hotswap_slot_backend {
   void detach_writer() {}
 
   bool publish(V&& next) { return static_cast<bool>(slot_.publish(std::move(next))); }
+  /// After a refusal: asleep until the reclaimer destroys a replaced version
+  /// (slot::wait_for_room), at most 10 ms, so the swapper stays off the
+  /// callers' CPUs while the backlog drains.
+  void wait_for_room() {
+    static_cast<void>(slot_.wait_for_room(std::chrono::steady_clock::now() + std::chrono::milliseconds(10)));
+  }
 
   std::size_t backlog() const { return slot_.draining(); }
   std::size_t cap() const { return cap_; }

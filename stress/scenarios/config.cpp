@@ -160,7 +160,7 @@ std::vector<host_case> run_config_scenario(const host_config& config) {
   cfg::store store(dom, main, stress_schema(), options);
 
   // ---- reader cost, same process, before the saves --------------------
-  host_case cost{"reader-cost", {}, {}, {}};
+  host_case cost{"reader-cost", {}, {}, {}, {}};
   {
     hotswap::slot<int> plain(dom, 42);
     cfg::typed_view<typed_gen> typed(store, dom, [](const cfg::snapshot& s) { return typed_gen{s.integer("gen")}; });
@@ -186,7 +186,7 @@ std::vector<host_case> run_config_scenario(const host_config& config) {
   }
 
   // ---- save-to-visible under readers -----------------------------------
-  host_case visible{"save-to-visible", {}, {}, {}};
+  host_case visible{"save-to-visible", {}, {}, {}, {}};
   std::int64_t published_gen = 0;
   steady::time_point published_at;
   store.subscribe([&](const cfg::snapshot& now, const std::vector<cfg::change>&) {

@@ -33,17 +33,12 @@
 #include <hotswap/http/server.hpp>
 #include <map>
 #include <mutex>
-#include <random>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
+#include "app_server.hpp"
 #include "host_scenario.hpp"
-
-#ifndef HOTSWAP_HTTP_APP_DIR
-#define HOTSWAP_HTTP_APP_DIR "."
-#endif
 
 namespace hotswap::stress {
 
@@ -88,37 +83,16 @@ struct swap_state {
 
 class http_run {
  public:
-  http_run(const host_config& cfg) : cfg_(cfg) {
-    std::random_device rd;
-    root_ = fs::temp_directory_path() / ("hotswap-stress-http-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-    fs::create_directories(root_ / "plugins");
-    fs::permissions(root_, fs::perms::owner_all);
-    fs::permissions(root_ / "plugins", fs::perms::owner_all);
-    for (const char* f : {"greeting-1.so", "greeting-2.so", "slow-1.so", "slow-2.so"}) {
-      fs::copy_file(fs::path(HOTSWAP_HTTP_APP_DIR) / f, root_ / "plugins" / f);
-      fs::permissions(root_ / "plugins" / f, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                                                 fs::perms::others_read);
-    }
-    h::server_config c;
-    c.port = 0;
-    c.admin_enabled = false;
-    c.threads = static_cast<unsigned>(std::stoul(cfg.args.get("server_threads", "1")));
-    c.plugin_dir = root_ / "plugins";
-    c.shadow_dir = root_ / "shadow";
-    c.routes = {h::parse_route("/=greeting:greeting-1.so"), h::parse_route("/pinned=greeting@pinned"),
-                h::parse_route("/slow=slow:slow-1.so")};
-    server_ = std::make_unique<h::server>(c);
-    server_->start();
+  http_run(const host_config& cfg)
+      : cfg_(cfg),
+        app_("http", {"greeting-1.so", "greeting-2.so", "slow-1.so", "slow-2.so"},
+             {{"/", "greeting", "greeting-1.so", {}},
+              {"/pinned", "greeting", "", hotswap::call_policy::pinned},
+              {"/slow", "slow", "slow-1.so", {}}},
+             static_cast<unsigned>(std::stoul(cfg.args.get("server_threads", "1")))) {
     swap_ms_ = std::stol(cfg.args.get("swap_ms", "50"));
     slow_ms_ = std::stol(cfg.args.get("slow_ms", "200"));
     clients_ = std::max(1ul, std::stoul(cfg.args.get("clients", "2")));
-  }
-  ~http_run() {
-    server_->stop();
-    server_->wait();
-    server_.reset();
-    std::error_code ignored;
-    fs::remove_all(root_, ignored);
   }
 
   host_case run_case(const std::string& name, bool keepalive) {
@@ -186,7 +160,7 @@ class http_run {
  private:
   std::uint64_t server_total() const {
     std::uint64_t t = 0;
-    for (const auto& [key, vc] : server_->counts()) t += vc.total();
+    for (const auto& [key, vc] : app_.server().counts()) t += vc.total();
     return t;
   }
 
@@ -238,7 +212,7 @@ class http_run {
 
   void greeting_client(phase_result& r, bool keepalive, std::uint64_t budget, std::atomic<std::uint64_t>& issued,
                        std::atomic<bool>& stop) {
-    h::probe_client client(server_->port());
+    h::probe_client client(app_.server().port());
     const std::string req = h::probe_client::get("/", keepalive ? "" : "Connection: close\r\n");
     std::vector<std::uint32_t> latencies;
     error_counts errors;
@@ -267,7 +241,7 @@ class http_run {
   // Keep-alive connections on the pinned route, 200 requests each: one version per connection.
   void pinned_client(phase_result& r, std::atomic<bool>& stop) {
     while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a stop flag
-      h::probe_client client(server_->port());
+      h::probe_client client(app_.server().port());
       std::uint64_t version = 0;
       for (int i = 0; i < 200 && !stop.load(std::memory_order_relaxed); ++i) {
         const std::uint64_t floor = i == 0 ? swaps_.greeting.load(std::memory_order_acquire) : 0;  // pairs: swapper
@@ -291,7 +265,7 @@ class http_run {
 
   // Slow requests: each must finish on the version that started it.
   void slow_client(phase_result& r, std::atomic<bool>& stop) {
-    h::probe_client client(server_->port(), std::chrono::seconds(10));
+    h::probe_client client(app_.server().port(), std::chrono::seconds(10));
     const std::string req = h::probe_client::get("/slow?ms=" + std::to_string(slow_ms_));
     while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a stop flag
       const std::uint64_t floor = swaps_.slow.load(std::memory_order_acquire);  // pairs with the swapper's release
@@ -322,8 +296,8 @@ class http_run {
   }
 
   void swap_loop(phase_result& r, std::atomic<bool>& stop) {
-    auto& mods = server_->modules();
-    const fs::path dir = root_ / "plugins";
+    auto& mods = app_.server().modules();
+    const fs::path dir = app_.plugin_dir();
     auto next = clock_type::now();
     for (std::uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {  // relaxed: a stop flag
       next += std::chrono::milliseconds(swap_ms_);
@@ -347,8 +321,7 @@ class http_run {
   }
 
   const host_config& cfg_;
-  fs::path root_;
-  std::unique_ptr<h::server> server_;
+  app_server app_;
   swap_state swaps_;
   long swap_ms_ = 50, slow_ms_ = 200;
   std::size_t clients_ = 2;

@@ -6,7 +6,9 @@
 // return the plugin's after-shutdown marker, which counts as a violation.
 //
 // Settings: --scenario-arg dir=PATH (default: where CMake built the plugins),
-// --scenario-arg shadow=memory|file.
+// --scenario-arg shadow=memory|file, --scenario-arg hooks=reused|dedicated
+// (loader_options::reuse_hook_threads: dedicated = a thread per hook, as
+// before issue 26).
 #pragma once
 
 #include <atomic>
@@ -63,6 +65,7 @@ class plugin_scenario {
   static modules::loader_options options(const scenario_config& config) {
     modules::loader_options o;
     o.shadow.mode = config.get("shadow", "memory") == "file" ? modules::shadow_mode::file : modules::shadow_mode::memory;
+    o.reuse_hook_threads = config.get("hooks", "reused") != "dedicated";
     return o;
   }
 

@@ -34,9 +34,9 @@ int run_child(const fs::path& dir, int step) {
   return status;
 }
 
-class CrashTest : public ::testing::TestWithParam<int> {};
+class crash_test : public ::testing::TestWithParam<int> {};
 
-TEST_P(CrashTest, MainFileAndHistoryAreEachOldOrNew) {
+TEST_P(crash_test, main_file_and_history_are_each_old_or_new) {
   const int step = GetParam();
   temp_dir dir;
   const fs::path main = dir / "app.toml";
@@ -72,6 +72,6 @@ TEST_P(CrashTest, MainFileAndHistoryAreEachOldOrNew) {
 }
 
 // 0..4: killed after each write_step; 5: not killed (the whole sequence).
-INSTANTIATE_TEST_SUITE_P(AfterStep, CrashTest, ::testing::Range(0, 6));
+INSTANTIATE_TEST_SUITE_P(after_step, crash_test, ::testing::Range(0, 6));
 
 }  // namespace

@@ -27,7 +27,7 @@ using namespace config_test;
 using namespace hotswap::config;
 using outcome = save_report::outcome;
 
-class StoreTest : public ::testing::Test {
+class store_test : public ::testing::Test {
  protected:
   fs::path main() const { return dir / "app.toml"; }
 
@@ -47,7 +47,7 @@ class StoreTest : public ::testing::Test {
   recorder saves;
 };
 
-TEST_F(StoreTest, StartsFromTheMainFileAndRecordsItAsHistory) {
+TEST_F(store_test, starts_from_the_main_file_and_records_it_as_history) {
   save_in_place(main(), "a = 1\n");
   auto cfg = open();
   EXPECT_EQ(cfg->read()->integer("a"), 1);
@@ -56,7 +56,7 @@ TEST_F(StoreTest, StartsFromTheMainFileAndRecordsItAsHistory) {
   EXPECT_EQ(read_all(dir / "app.0.0.toml"), "a = 1\n");
 }
 
-TEST_F(StoreTest, SaveSequenceAppliesWritesHistoryAndNotifiesWithADiff) {
+TEST_F(store_test, save_sequence_applies_writes_history_and_notifies_with_a_diff) {
   save_in_place(main(), "a = 1\nname = \"abc\"\n");
   auto cfg = open();
   std::vector<change> seen;
@@ -86,7 +86,7 @@ TEST_F(StoreTest, SaveSequenceAppliesWritesHistoryAndNotifiesWithADiff) {
   EXPECT_EQ(saves.count(outcome::applied), 1u);
 }
 
-TEST_F(StoreTest, SaveWithoutAChangeDoesNothing) {
+TEST_F(store_test, save_without_a_change_does_nothing) {
   save_in_place(main(), "a = 1\n");
   auto cfg = open();
   int notified = 0;
@@ -101,7 +101,7 @@ TEST_F(StoreTest, SaveWithoutAChangeDoesNothing) {
   EXPECT_EQ(history_names(), std::set<std::string>{"app.0.0.toml"});
 }
 
-TEST_F(StoreTest, InPlaceSaveIsApplied) {
+TEST_F(store_test, in_place_save_is_applied) {
   save_in_place(main(), "a = 1\n");
   auto cfg = open();
   cfg->start();
@@ -111,7 +111,7 @@ TEST_F(StoreTest, InPlaceSaveIsApplied) {
   EXPECT_EQ(history_names(), (std::set<std::string>{"app.0.0.toml", "app.0.1.toml"}));
 }
 
-TEST_F(StoreTest, SaveWrittenInTwoChunksWithAPauseIsReadOnceComplete) {
+TEST_F(store_test, save_written_in_two_chunks_with_a_pause_is_read_once_complete) {
   save_in_place(main(), "a = 1\n");
   store_options o = quiet_options();
   o.debounce = 400ms;  // far above the pause below, even under a sanitizer
@@ -130,7 +130,7 @@ TEST_F(StoreTest, SaveWrittenInTwoChunksWithAPauseIsReadOnceComplete) {
   EXPECT_EQ(cfg->read()->string("name"), "abcd");
 }
 
-TEST_F(StoreTest, RapidBurstEndsOnTheLastSaveAndEveryHistoryFileIsComplete) {
+TEST_F(store_test, rapid_burst_ends_on_the_last_save_and_every_history_file_is_complete) {
   save_in_place(main(), "a = 0\n");
   auto cfg = open();
   cfg->start();
@@ -154,7 +154,7 @@ TEST_F(StoreTest, RapidBurstEndsOnTheLastSaveAndEveryHistoryFileIsComplete) {
 
 // Readers during a burst see only whole versions: a, b and c always agree,
 // versions never go backwards, and every values seen is a history file.
-TEST_F(StoreTest, ReadersNeverSeeATornSnapshotDuringABurst) {
+TEST_F(store_test, readers_never_see_a_torn_snapshot_during_a_burst) {
   save_in_place(main(), "a = 0\nb = 0\nc = 0\n");
   store_options o = quiet_options();
   o.history_keep = 1000;
@@ -199,7 +199,7 @@ TEST_F(StoreTest, ReadersNeverSeeATornSnapshotDuringABurst) {
     for (const auto a : s) EXPECT_TRUE(in_history.contains(a)) << "a snapshot with a = " << a << " is no history file";
 }
 
-TEST_F(StoreTest, ConcurrentApiWritersExactlyOneWins) {
+TEST_F(store_test, concurrent_api_writers_exactly_one_wins) {
   save_in_place(main(), "a = 1\n");
   auto cfg = open();
   for (int round = 0; round < 20; ++round) {
@@ -226,7 +226,7 @@ TEST_F(StoreTest, ConcurrentApiWritersExactlyOneWins) {
   EXPECT_TRUE(cfg->pending());
 }
 
-TEST_F(StoreTest, ApiUpdateIsValidatedLikeAFile) {
+TEST_F(store_test, api_update_is_validated_like_a_file) {
   save_in_place(main(), "a = 1\n");
   auto cfg = open();
   const auto v = cfg->version();
@@ -242,7 +242,7 @@ TEST_F(StoreTest, ApiUpdateIsValidatedLikeAFile) {
   EXPECT_FALSE(cfg->pending());
 }
 
-TEST_F(StoreTest, HandEditBasedOnAnOldMajorIsRefused) {
+TEST_F(store_test, hand_edit_based_on_an_old_major_is_refused) {
   save_in_place(main(), "a = 1\n");
   auto cfg = open();
   cfg->start();
@@ -263,7 +263,7 @@ TEST_F(StoreTest, HandEditBasedOnAnOldMajorIsRefused) {
   EXPECT_TRUE(fs::exists(reports.back().error_copy));
 }
 
-TEST_F(StoreTest, HandEditMergesWithPendingUpdatesAndRefusesTheSameKey) {
+TEST_F(store_test, hand_edit_merges_with_pending_updates_and_refuses_the_same_key) {
   save_in_place(main(), "a = 1\n");
   auto cfg = open();
   cfg->start();
@@ -280,7 +280,7 @@ TEST_F(StoreTest, HandEditMergesWithPendingUpdatesAndRefusesTheSameKey) {
 
 // ---- write to disk ------------------------------------------------------
 
-class WriteToDiskTest : public StoreTest {
+class write_to_disk_test : public store_test {
  protected:
   void SetUp() override {
     save_in_place(main(), "a = 1\n");
@@ -301,7 +301,7 @@ class WriteToDiskTest : public StoreTest {
   std::string original;
 };
 
-TEST_F(WriteToDiskTest, WritesANewMajorAndTheWatcherSeesNoChange) {
+TEST_F(write_to_disk_test, writes_a_new_major_and_the_watcher_sees_no_change) {
   cfg->start();
   const auto r = cfg->write_to_disk();
   ASSERT_EQ(r.result, write_result::status::written) << r.message;
@@ -322,12 +322,12 @@ TEST_F(WriteToDiskTest, WritesANewMajorAndTheWatcherSeesNoChange) {
   EXPECT_EQ(loaded.doc->values, *cfg->read());
 }
 
-TEST_F(WriteToDiskTest, NothingPendingWritesNothing) {
+TEST_F(write_to_disk_test, nothing_pending_writes_nothing) {
   ASSERT_TRUE(cfg->write_to_disk());
   EXPECT_EQ(cfg->write_to_disk().result, write_result::status::nothing_pending);
 }
 
-TEST_F(WriteToDiskTest, RefusesWhileAnotherEditorHoldsTheLock) {
+TEST_F(write_to_disk_test, refuses_while_another_editor_holds_the_lock) {
   const int fd = ::open(main().c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::flock(fd, LOCK_EX), 0);
@@ -338,7 +338,7 @@ TEST_F(WriteToDiskTest, RefusesWhileAnotherEditorHoldsTheLock) {
 
 // A refused write leaves NAME.1.0.toml behind without a main file of major 1.
 // A rejected edit naming that major must not move the store onto it.
-TEST_F(WriteToDiskTest, ARejectedEditDoesNotAdoptAnOrphanMajor) {
+TEST_F(write_to_disk_test, a_rejected_edit_does_not_adopt_an_orphan_major) {
   fs::permissions(main(), fs::perms::owner_read);
   ASSERT_EQ(cfg->write_to_disk().result, write_result::status::read_only);
   ASSERT_TRUE(fs::exists(dir / "app.1.0.toml"));
@@ -353,24 +353,24 @@ TEST_F(WriteToDiskTest, ARejectedEditDoesNotAdoptAnOrphanMajor) {
   EXPECT_EQ(cfg->read()->integer("a"), 3);  // the pending update, merged
 }
 
-TEST_F(WriteToDiskTest, RefusesAReadOnlyMainFile) {
+TEST_F(write_to_disk_test, refuses_a_read_only_main_file) {
   fs::permissions(main(), fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
   expect_refused(write_result::status::read_only);
 }
 
-TEST_F(WriteToDiskTest, RefusesAMainFileNewerThanTheTemp) {
+TEST_F(write_to_disk_test, refuses_a_main_file_newer_than_the_temp) {
   const timespec future[2] = {{::time(nullptr) + 3600, 0}, {::time(nullptr) + 3600, 0}};
   ASSERT_EQ(::utimensat(AT_FDCWD, main().c_str(), future, 0), 0);
   expect_refused(write_result::status::main_newer);
 }
 
-TEST_F(WriteToDiskTest, RefusesAMainFileWithAnEditNotHandledYet) {
+TEST_F(write_to_disk_test, refuses_a_main_file_with_an_edit_not_handled_yet) {
   save_in_place(main(), "a = 1\nb = 4\n");  // not started: the store has not seen it
   original = read_all(main());
   expect_refused(write_result::status::main_newer);
 }
 
-TEST_F(StoreTest, HistoryIsPrunedToTheConfiguredCount) {
+TEST_F(store_test, history_is_pruned_to_the_configured_count) {
   save_in_place(main(), "a = 0\n");
   store_options o = quiet_options();
   o.history_keep = 3;
@@ -385,7 +385,7 @@ TEST_F(StoreTest, HistoryIsPrunedToTheConfiguredCount) {
   EXPECT_EQ(history_names(), (std::set<std::string>{"app.0.7.toml", "app.0.8.toml", "app.1.0.toml"}));
 }
 
-TEST_F(StoreTest, InvalidMainFileAtStartServesTheNewestValidHistory) {
+TEST_F(store_test, invalid_main_file_at_start_serves_the_newest_valid_history) {
   save_in_place(main(), "a = 1\n");
   { auto first = open(); }
   save_in_place(main(), "a = \n");
@@ -396,7 +396,7 @@ TEST_F(StoreTest, InvalidMainFileAtStartServesTheNewestValidHistory) {
   EXPECT_THROW(open(), config_exception);
 }
 
-TEST_F(StoreTest, SubscriberCannotReenterTheStore) {
+TEST_F(store_test, subscriber_cannot_reenter_the_store) {
   save_in_place(main(), "a = 1\n");
   auto cfg = open();
   bool refused = false;
@@ -413,26 +413,27 @@ TEST_F(StoreTest, SubscriberCannotReenterTheStore) {
 
 // ---- hotswap-httpd's settings --------------------------------------------
 
-TEST_F(StoreTest, HttpdSettingsFollowASaveThroughATypedView) {
+TEST_F(store_test, httpd_settings_refuse_the_old_policy_spelling_and_keep_serving) {
   const fs::path file = dir / "httpd.toml";
-  save_in_place(file, "[routes]\n\"/\" = \"app\"\n\"/api\" = \"api\"\n");
+  const std::string head = "server.plugin_dir = \"/srv/plugins\"\n[[routes]]\nprefix = \"/\"\nmodule = \"app\"\n";
+  save_in_place(file, head + "policy = \"pinned\"\n");
   store cfg(dom, file, httpd_schema(), quiet_options());
-  typed_view<httpd_settings> settings(cfg, dom, httpd_settings::from);
+  typed_view<std::string> policy(cfg, dom, [](const snapshot& s) { return s.string("routes[0].policy"); });
   cfg.start();
-  settings.call([](const httpd_settings& s) {
-    EXPECT_EQ(s.max_connections, 1024);
-    EXPECT_EQ(s.policy, httpd_settings::version_policy::per_call);
-    ASSERT_NE(s.route_for("/api/users"), nullptr);
-    EXPECT_EQ(s.route_for("/api/users")->module, "api");
-    EXPECT_EQ(s.route_for("/apix")->module, "app");
-  });
-  save_by_rename(file, "[limits]\nmax_connections = 8\n[version]\npolicy = \"pinned\"\n[log]\nlevel = \"warn\"\n");
-  ASSERT_TRUE(cfg.sync(bounded_wait));
-  const auto s = settings.read();
-  EXPECT_EQ(s->max_connections, 8);
-  EXPECT_EQ(s->policy, httpd_settings::version_policy::pinned);
-  EXPECT_EQ(s->log, httpd_settings::log_level::warn);
-  EXPECT_EQ(s->route_for("/"), nullptr);
+  EXPECT_EQ(*policy.read(), "pinned");
+  EXPECT_EQ(cfg.read()->string("version.policy"), "per-call");  // the default, in the kernel's spelling
+
+  save_by_rename(file, head + "policy = \"per-request\"\n");
+  const save_report r = cfg.reload();
+  ASSERT_EQ(r.result, save_report::outcome::rejected);
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->to_string(),
+            file.string() + ":5:1: 'routes[0].policy': \"per-request\" was renamed: write \"per-call\"");
+  EXPECT_EQ(*policy.read(), "pinned");  // the serving settings keep serving
+
+  save_by_rename(file, head + "policy = \"per-call\"\n");
+  ASSERT_EQ(cfg.reload().result, save_report::outcome::applied);
+  EXPECT_EQ(*policy.read(), "per-call");
 }
 
 }  // namespace

@@ -1,6 +1,10 @@
 #include "test_support.hpp"
 
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <array>
+#include <cstdio>
 
 #include <cstdlib>
 #include <fstream>
@@ -42,6 +46,19 @@ void save_by_rename(const fs::path& path, const std::string& text) {
 void save_in_place(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
+}
+
+run_result cli(const std::string& args) {
+  run_result r;
+  const std::string command = std::string(HOTSWAP_CONFIG_CLI) + " " + args + " 2>&1";
+  FILE* p = ::popen(command.c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buffer{};
+  std::size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), p)) > 0) r.output.append(buffer.data(), n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 std::string read_all(const fs::path& path) {

@@ -44,6 +44,13 @@ std::string read_all(const fs::path& path);
 /// tags, ports: optional lists; routes.*: strings; a validator vetoes name "forbidden".
 hotswap::config::schema test_schema();
 
+struct run_result {
+  int code = -1;       ///< exit code; -1 when killed by a signal
+  std::string output;  ///< stdout and stderr
+};
+/// Runs hotswap-config with `args` (a shell command line's arguments).
+run_result cli(const std::string& args);
+
 /// A store's reports, collected under a mutex (they arrive on the watcher thread).
 class recorder {
  public:

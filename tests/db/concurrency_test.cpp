@@ -18,7 +18,7 @@ struct statement_record {
   std::uint64_t stamp;         // global order: when the statement finished
 };
 
-TEST(DbConcurrency, SwapsUnderQueriesAndTriggerInsertsKeepEveryInvariant) {
+TEST(db_concurrency, swaps_under_queries_and_trigger_inserts_keep_every_invariant) {
   constexpr int workers = 3;
   constexpr int iterations = 150;  // per worker; bounded by time below as well
   constexpr int swaps = 24;

@@ -8,7 +8,7 @@
 namespace dbtest {
 namespace {
 
-class DbConnection : public ::testing::Test {
+class db_connection : public ::testing::Test {
  protected:
   temp_dir dir;
   event_log log;
@@ -19,7 +19,7 @@ class DbConnection : public ::testing::Test {
   std::string me() const { return pointer_text(db.db); }
 };
 
-TEST_F(DbConnection, MovesAtTheNextStatementWithShutdownThenStartup) {
+TEST_F(db_connection, moves_at_the_next_statement_with_shutdown_then_startup) {
   {
     connection conn(host, db);
     conn.attach("ver");
@@ -37,7 +37,7 @@ TEST_F(DbConnection, MovesAtTheNextStatementWithShutdownThenStartup) {
   EXPECT_EQ(hooks[3].what + std::to_string(hooks[3].version), "conn-shutdown2");
 }
 
-TEST_F(DbConnection, ALongStatementFinishesOnItsStartingVersionAcrossSwaps) {
+TEST_F(db_connection, a_long_statement_finishes_on_its_starting_version_across_swaps) {
   connection conn(host, db);
   conn.attach("ver");
   ASSERT_EQ(exec(db, "CREATE TABLE nums(n INTEGER); WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM c "
@@ -62,7 +62,7 @@ TEST_F(DbConnection, ALongStatementFinishesOnItsStartingVersionAcrossSwaps) {
   EXPECT_EQ(conn.counters().moves, 1u);  // straight from 1 to 3
 }
 
-TEST_F(DbConnection, NextTransactionPolicyWaitsForTheTransactionToEnd) {
+TEST_F(db_connection, next_transaction_policy_waits_for_the_transaction_to_end) {
   connection conn(host, db, move_policy::next_transaction);
   conn.attach("ver");
   ASSERT_EQ(exec(db, "BEGIN"), "");
@@ -73,7 +73,7 @@ TEST_F(DbConnection, NextTransactionPolicyWaitsForTheTransactionToEnd) {
   EXPECT_EQ(one(db, "SELECT container_version()"), "2");
 }
 
-TEST_F(DbConnection, NeverPolicyPinsUntilSwitchedAtRunTime) {
+TEST_F(db_connection, never_policy_pins_until_switched_at_run_time) {
   connection conn(host, db, move_policy::never);
   conn.attach("ver");
   host.swap("ver", container("version_v2"));
@@ -83,7 +83,7 @@ TEST_F(DbConnection, NeverPolicyPinsUntilSwitchedAtRunTime) {
   EXPECT_EQ(one(db, "SELECT container_version()"), "2");
 }
 
-TEST_F(DbConnection, FailedStartupLeavesTheConnectionOnItsVersion) {
+TEST_F(db_connection, failed_startup_leaves_the_connection_on_its_version) {
   connection conn(host, db);
   conn.attach("ver");
   EXPECT_EQ(one(db, "SELECT calls()"), "1");
@@ -104,7 +104,7 @@ TEST_F(DbConnection, FailedStartupLeavesTheConnectionOnItsVersion) {
                                             "conn-shutdown1", "conn-startup2"}));
 }
 
-TEST_F(DbConnection, AContainerErrorIsAnSqlErrorOnThatStatement) {
+TEST_F(db_connection, a_container_error_is_an_sql_error_on_that_statement) {
   connection conn(host, db);
   conn.attach("ver");
   host.swap("ver", container("version_raises"));
@@ -114,7 +114,7 @@ TEST_F(DbConnection, AContainerErrorIsAnSqlErrorOnThatStatement) {
   EXPECT_EQ(one(db, "SELECT tag(4)"), "46");  // the rest of the container still works
 }
 
-TEST_F(DbConnection, StateMigratesAcrossVersions) {
+TEST_F(db_connection, state_migrates_across_versions) {
   connection conn(host, db);
   conn.attach("ver");
   for (int i = 1; i <= 3; ++i) EXPECT_EQ(one(db, "SELECT calls()"), std::to_string(i));
@@ -122,7 +122,7 @@ TEST_F(DbConnection, StateMigratesAcrossVersions) {
   EXPECT_EQ(one(db, "SELECT calls()"), "4");
 }
 
-TEST_F(DbConnection, AggregatesAndTriggerProceduresRunOnTheConnectionsVersion) {
+TEST_F(db_connection, aggregates_and_trigger_procedures_run_on_the_connections_version) {
   connection conn(host, db);
   conn.attach("ver");
   ASSERT_EQ(exec(db, "CREATE TABLE items(x INTEGER); CREATE TABLE audit_log(version INTEGER, x INTEGER);"
@@ -137,7 +137,7 @@ TEST_F(DbConnection, AggregatesAndTriggerProceduresRunOnTheConnectionsVersion) {
   EXPECT_EQ(one(db, "SELECT vsum(x) FROM items"), "2000000010");
 }
 
-TEST_F(DbConnection, AChangedFunctionListIsRegisteredWithoutTouchingUnchangedOnes) {
+TEST_F(db_connection, a_changed_function_list_is_registered_without_touching_unchanged_ones) {
   connection conn(host, db);
   conn.attach("ver");
   const std::uint64_t registered = conn.counters().registrations;
@@ -159,7 +159,7 @@ TEST_F(DbConnection, AChangedFunctionListIsRegisteredWithoutTouchingUnchangedOne
   EXPECT_NE(exec(db, "SELECT extra()").find("no such function"), std::string::npos);
 }
 
-TEST_F(DbConnection, ReRegistrationWaitsWhileAStatementIsActive) {
+TEST_F(db_connection, re_registration_waits_while_a_statement_is_active) {
   connection conn(host, db);
   conn.attach("ver");
   host.swap("ver", container("version_changed_list"));
@@ -174,7 +174,7 @@ TEST_F(DbConnection, ReRegistrationWaitsWhileAStatementIsActive) {
   EXPECT_EQ(conn.pending_registrations(), 0u);
 }
 
-TEST_F(DbConnection, RollbackPublishesTheOldBytesAsANewVersion) {
+TEST_F(db_connection, rollback_publishes_the_old_bytes_as_a_new_version) {
   connection conn(host, db);
   conn.attach("ver");
   host.swap("ver", container("version_v2"));
@@ -188,7 +188,7 @@ TEST_F(DbConnection, RollbackPublishesTheOldBytesAsANewVersion) {
   EXPECT_EQ(list[0].build, "1.0.0");
 }
 
-TEST_F(DbConnection, ShadowCopiesAreNamedAfterTheOriginalAndItsModificationTime) {
+TEST_F(db_connection, shadow_copies_are_named_after_the_original_and_its_modification_time) {
   connection conn(host, db);
   conn.attach("ver");
   const auto list = host.list();
@@ -203,7 +203,7 @@ TEST_F(DbConnection, ShadowCopiesAreNamedAfterTheOriginalAndItsModificationTime)
       << load_path;
 }
 
-TEST(DbHostInPlace, CachingOffLoadsTheOriginal) {
+TEST(db_host_in_place, caching_off_loads_the_original) {
   temp_dir dir;
   event_log log;
   host_options o = options_for(dir.path / "shadow", log);
@@ -221,7 +221,7 @@ TEST(DbHostInPlace, CachingOffLoadsTheOriginal) {
   EXPECT_EQ(one(db, "SELECT container_version()"), "2");
 }
 
-TEST(DbHostWatch, ANewFileIsSwappedInByTheWatcher) {
+TEST(db_host_watch, a_new_file_is_swapped_in_by_the_watcher) {
   temp_dir dir;
   event_log log;
   fs::create_directories(dir.path / "containers");

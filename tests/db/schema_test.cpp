@@ -11,7 +11,7 @@ bool calls(std::string_view sql, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
-TEST(DbSchemaScan, FindsCallsAndSkipsLiteralsCommentsAndTheObjectName) {
+TEST(db_schema_scan, finds_calls_and_skips_literals_comments_and_the_object_name) {
   EXPECT_TRUE(calls("CREATE INDEX tag ON t(tag(x), lower(\"y\"))", "tag"));
   EXPECT_TRUE(calls("CREATE INDEX i ON tag(x) WHERE tag (x) > 0", "tag"));
   EXPECT_FALSE(calls("CREATE INDEX i ON tag(x)", "tag"));  // the table's name, not a call
@@ -20,7 +20,7 @@ TEST(DbSchemaScan, FindsCallsAndSkipsLiteralsCommentsAndTheObjectName) {
   EXPECT_TRUE(calls("CREATE TABLE t(a CHECK ([tag](a) > 0))", "tag"));
 }
 
-class DbSchema : public ::testing::Test {
+class db_schema : public ::testing::Test {
  protected:
   temp_dir dir;
   event_log log;
@@ -36,7 +36,7 @@ class DbSchema : public ::testing::Test {
   }
 };
 
-TEST_F(DbSchema, AnIndexOnADeterministicFunctionRefusesTheSwap) {
+TEST_F(db_schema, an_index_on_a_deterministic_function_refuses_the_swap) {
   ASSERT_EQ(exec(db, "CREATE INDEX t_tag ON t(tag(x))"), "");
   try {
     host.swap("ver", container("version_v2"));
@@ -49,14 +49,14 @@ TEST_F(DbSchema, AnIndexOnADeterministicFunctionRefusesTheSwap) {
   EXPECT_EQ(log.count(hotswap::modules::module_event_kind::refused), 1u);
 }
 
-TEST_F(DbSchema, AGeneratedColumnOrCheckRefusesTheSwap) {
+TEST_F(db_schema, a_generated_column_or_check_refuses_the_swap) {
   ASSERT_EQ(exec(db, "CREATE TABLE g(x INTEGER, y INTEGER AS (tag(x)) STORED)"), "");
   EXPECT_THROW(host.swap("ver", container("version_v2")), db_error);
   ASSERT_EQ(exec(db, "DROP TABLE g; CREATE TABLE c(x INTEGER CHECK (tag(x) > 0))"), "");
   EXPECT_THROW(host.swap("ver", container("version_v2")), db_error);
 }
 
-TEST_F(DbSchema, WithReindexTheIndexIsRebuiltOnTheNewVersion) {
+TEST_F(db_schema, with_reindex_the_index_is_rebuilt_on_the_new_version) {
   ASSERT_EQ(exec(db, "CREATE INDEX t_tag ON t(tag(x))"), "");
   const swap_report r = host.swap("ver", container("version_v2"), {"operator", true});
   ASSERT_EQ(r.reindexed.size(), 1u);
@@ -66,7 +66,7 @@ TEST_F(DbSchema, WithReindexTheIndexIsRebuiltOnTheNewVersion) {
   EXPECT_EQ(one(db, "PRAGMA integrity_check"), "ok");
 }
 
-TEST_F(DbSchema, NonDeterministicUsesDoNotBlock) {
+TEST_F(db_schema, non_deterministic_uses_do_not_block) {
   ASSERT_EQ(exec(db, "CREATE VIEW v AS SELECT tag(x) FROM t"), "");  // views store nothing
   EXPECT_NO_THROW(host.swap("ver", container("version_v2")));
 }

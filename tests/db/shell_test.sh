@@ -35,6 +35,7 @@ expect() {
 }
 [[ $(grep '^call ' <<<"$out" | tr '\n' ' ') == "call 1 call 2 call 1 call 1 " ]] || { echo "wrong call sequence"; exit 1; }
 expect "load 1"
+expect "(0 of 1 connections moved, 0 refused, 1 not yet); this connection runs version 3"
 expect "swap ver: version 2 serving, version 1 draining"
 expect "audit 2:7"
 expect "rollback ver: version 3 serving, version 2 draining"

@@ -120,7 +120,7 @@ outcome explore_once(std::uint64_t seed, grace_mode mode, bool keep_trace = fals
         },
         [&] {  // writer: publish, then reclaim
           for (std::uint64_t v = 1; v <= 3; ++v) {
-            s.publish(cell(v));
+            EXPECT_TRUE(s.publish(cell(v)));
             HOTSWAP_SCHEDULE_POINT("writer: published");
             dom.poll();
           }

@@ -62,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   d.shutdown = (flags & 128) ? &shutdown : nullptr;
   hotswap::modules::interface_id expected{in.text(), in.number<std::uint32_t>() % 4, in.number<std::uint8_t>()};
 
-  const auto problem = hotswap::modules::check_descriptor(&d, expected);
+  const auto problem = hotswap::modules::detail::check_descriptor(&d, expected);
   if (!problem) {
     const bool complete = d.abi_version == HOTSWAP_PLUGIN_ABI_VERSION && d.descriptor_size >= sizeof d &&
                           d.interface_name && d.module_name && d.build_version && d.table && d.startup &&
@@ -72,6 +72,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } else if (problem->cause.empty()) {
     std::abort();
   }
-  if (hotswap::modules::check_descriptor(nullptr, expected) == std::nullopt) std::abort();
+  if (hotswap::modules::detail::check_descriptor(nullptr, expected) == std::nullopt) std::abort();
   return 0;
 }

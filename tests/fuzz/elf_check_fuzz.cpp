@@ -12,7 +12,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::span<const std::byte> image(reinterpret_cast<const std::byte*>(data), size);
-  const auto problem = hotswap::modules::check_elf(image);
+  const auto problem = hotswap::modules::detail::check_elf(image);
   if (!problem) {
     // Accepted: the header and the program header table must lie inside.
     ElfW(Ehdr) h;

@@ -26,7 +26,7 @@ void check(const h::admin_parse<T>& r) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 5) {
+  switch (data[0] % 7) {
     case 0: check(h::parse_swap_request(input)); break;
     case 1: check(h::parse_rollback_request(input)); break;
     case 2: check(h::parse_policy_request(input)); break;
@@ -38,6 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (p->parent_path() != dir || p->filename() == ".." || p->filename() == ".") std::abort();
       break;
     }
+    case 5: check(h::parse_canary_request(input)); break;
+    case 6: check(h::parse_module_request(input)); break;
     default: {
       const auto token = h::bearer_token(input);
       if (token && (token->empty() || !h::constant_time_equal(*token, *token))) std::abort();

@@ -38,8 +38,7 @@ server_config test_config(const scratch& s) {
   c.plugin_dir = s.plugins();
   c.shadow_dir = s.root() / "shadow";
   c.admin_token_file = s.token_file();
-  c.routes = {parse_route("/=greeting:greeting-1.so"), parse_route("/json=json:json-1.so"),
-              parse_route("/slow=slow:slow-1.so")};
+  c.routes = {{"/", "greeting", "greeting-1.so", {}}, {"/json", "json", "json-1.so", {}}, {"/slow", "slow", "slow-1.so", {}}};
   c.idle_timeout = std::chrono::seconds(5);
   c.read_timeout = std::chrono::seconds(5);
   c.shutdown_timeout = std::chrono::seconds(10);
@@ -63,6 +62,21 @@ void http_test::TearDown() {
   }
 }
 
+void http_test::expect_refused(const refusal_case& c) {
+  SCOPED_TRACE(c.name);
+  probe_client client(server_->port());
+  ASSERT_EQ(client.connect(), probe_error::none);
+  ASSERT_EQ(client.send(c.bytes), probe_error::none);
+  probe_reply reply;
+  ASSERT_EQ(client.receive(reply), probe_error::none);
+  EXPECT_EQ(reply.status, c.status) << reply.body;
+  if (c.bytes.find(" HTTP/1.0\r\n") == std::string::npos) {  // HTTP/1.0 closes by default
+    EXPECT_EQ(reply.header("connection"), "close");
+  }
+  EXPECT_EQ(reply.version(), 0u);  // the host answered; no application saw it
+  EXPECT_TRUE(client.closed_by_peer());
+}
+
 probe_reply http_test::request(const std::string& raw) {
   probe_client c(server_->port());
   probe_reply r;
@@ -82,7 +96,7 @@ probe_reply http_test::admin(const std::string& method, const std::string& targe
   return r;
 }
 
-bool http_test::eventually(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit) {
   const auto until = std::chrono::steady_clock::now() + limit;
   while (!done()) {
     if (std::chrono::steady_clock::now() > until) return false;

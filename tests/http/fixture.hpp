@@ -37,19 +37,29 @@ class scratch {
 /// /json (json) and /slow (slow), two workers, short timeouts.
 server_config test_config(const scratch& s);
 
+/// Waits (bounded) until `done` holds.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(10));
+
+/// A request the host must refuse: what is sent, and the status expected.
+struct refusal_case {
+  const char* name;
+  std::string bytes;
+  int status;
+};
+
 class http_test : public ::testing::Test {
  protected:
   void start(const std::function<void(server_config&)>& adjust = {});
   void TearDown() override;
 
+  /// Sends `c` on a fresh connection: its status comes from the host (no
+  /// module version), with Connection: close (HTTP/1.1), and the server closes.
+  void expect_refused(const refusal_case& c);
   /// One request on a fresh connection.
   probe_reply request(const std::string& raw);
   /// An admin request with the token (or `token` if given).
   probe_reply admin(const std::string& method, const std::string& target, const std::string& body = {},
                     const std::string* token = nullptr);
-  /// Waits (bounded) until `done` holds.
-  static bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(10));
-
   scratch dir_;
   std::unique_ptr<server> server_;
 };

@@ -35,21 +35,13 @@ TEST_F(http_test, every_app_answers_and_names_its_version) {
   EXPECT_EQ(s.body, "slow-1 waited 1 ms\n");
 }
 
-// Each case: what is sent, the status expected; the connection is then closed,
-// and a keep-alive connection opened before it still works.
-struct malformed_case {
-  const char* name;
-  std::string bytes;
-  int status;
-};
-
 TEST_F(http_test, malformed_requests_get_their_status_and_close_only_their_connection) {
   start();
   probe_client bystander(server_->port());
   probe_reply r;
   ASSERT_EQ(bystander.exchange(probe_client::get("/"), r), probe_error::none);
 
-  const std::vector<malformed_case> cases = {
+  const std::vector<refusal_case> cases = {
       {"garbage request line", "NOT HTTP AT ALL\r\n\r\n", 400},
       {"bad version", "GET / HTTP/9.x\r\nHost: x\r\n\r\n", 400},
       {"space in header name", "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", 400},
@@ -59,18 +51,7 @@ TEST_F(http_test, malformed_requests_get_their_status_and_close_only_their_conne
       {"unknown method", "BREW / HTTP/1.1\r\nHost: x\r\n\r\n", 501},
       {"unsupported transfer coding", "POST /json HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, identity\r\n\r\n", 501},
   };
-  for (const auto& c : cases) {
-    SCOPED_TRACE(c.name);
-    probe_client client(server_->port());
-    ASSERT_EQ(client.connect(), probe_error::none);
-    ASSERT_EQ(client.send(c.bytes), probe_error::none);
-    probe_reply reply;
-    ASSERT_EQ(client.receive(reply), probe_error::none);
-    EXPECT_EQ(reply.status, c.status);
-    EXPECT_EQ(reply.header("connection"), "close");
-    EXPECT_EQ(reply.version(), 0u);  // the host answered, no module version
-    EXPECT_TRUE(client.closed_by_peer());
-  }
+  for (const auto& c : cases) expect_refused(c);
   ASSERT_EQ(bystander.exchange(probe_client::get("/"), r), probe_error::none);
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(server_->metrics_text().find("hotswap_http_refused_total{status=\"431\"} 1"), std::string::npos);
@@ -152,7 +133,7 @@ TEST_F(http_test, a_slow_request_spanning_three_swaps_completes_on_its_starting_
 
 TEST_F(http_test, pinned_connection_keeps_its_version_and_the_policy_switches_at_run_time) {
   start();
-  ASSERT_TRUE(server_->set_policy(version_policy::pinned));
+  ASSERT_TRUE(server_->set_policy(call_policy::pinned));
   probe_client pinned(server_->port());
   probe_reply r;
   ASSERT_EQ(pinned.exchange(probe_client::get("/"), r), probe_error::none);
@@ -166,8 +147,8 @@ TEST_F(http_test, pinned_connection_keeps_its_version_and_the_policy_switches_at
   }
   EXPECT_EQ(request(probe_client::get("/")).version(), 2u);  // a new connection pins the newest
 
-  // Per route, through the admin API: back to per-request on "/".
-  const probe_reply p = admin("POST", "/admin/policy", R"({"route":"/","policy":"per-request"})");
+  // Per route, through the admin API: back to per-call on "/".
+  const probe_reply p = admin("POST", "/admin/policy", R"({"route":"/","policy":"per-call"})");
   EXPECT_EQ(p.status, 200);
   ASSERT_EQ(pinned.exchange(probe_client::get("/"), r), probe_error::none);
   EXPECT_EQ(r.version(), 2u);  // the same connection now gets the newest
@@ -175,7 +156,7 @@ TEST_F(http_test, pinned_connection_keeps_its_version_and_the_policy_switches_at
   EXPECT_TRUE(server_->modules().wait_drained("greeting", 1, 10s));
 }
 
-TEST_F(http_test, per_request_policy_sees_a_completed_swap_on_the_next_request) {
+TEST_F(http_test, per_call_policy_sees_a_completed_swap_on_the_next_request) {
   start();
   probe_client keepalive(server_->port());
   probe_reply r;

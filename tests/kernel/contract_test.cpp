@@ -18,11 +18,7 @@
 namespace hotswap::testing {
 namespace {
 
-#ifdef NDEBUG
-constexpr bool assertions_on = false;
-#else
-constexpr bool assertions_on = true;
-#endif
+constexpr bool assertions_on = HOTSWAP_ASSERT_DEBUG;  // on in this project's test builds (tests/CMakeLists.txt)
 
 template <class P>
 class contract_test : public ::testing::Test {
@@ -147,7 +143,7 @@ TYPED_TEST(contract_test, a_publish_that_throws_consumes_no_version_number) {
   typename TestFixture::domain_type d(TypeParam::options());
   slot<fragile, typename TestFixture::domain_type> s(d, "first", {}, 1, false);
   const std::uint64_t first = s.current_version();
-  EXPECT_THROW(s.publish(fragile(2, true)), std::runtime_error);
+  EXPECT_THROW(static_cast<void>(s.publish(fragile(2, true))), std::runtime_error);
   EXPECT_EQ(s.current_version(), first);
   const publish_result r = s.publish(fragile(3, false));
   ASSERT_TRUE(r);
@@ -167,7 +163,7 @@ TYPED_TEST(contract_test, max_draining_zero_is_rejected_at_construction) {
 // #9: in debug builds, a reader of another domain passed to a slot is caught.
 TYPED_TEST(contract_test, a_reader_of_another_domain_is_caught_in_debug_builds) {
   using domain_type = typename TestFixture::domain_type;
-  if (!assertions_on) GTEST_SKIP() << "a debug check (assert)";
+  if (!assertions_on) GTEST_SKIP() << "a debug check (HOTSWAP_ASSERT_DEBUG)";
   domain_type a(TypeParam::options());
   domain_type b(TypeParam::options());
   if (a.owns(b.this_thread())) GTEST_SKIP() << TypeParam::name << " has one process-wide reader per thread";
@@ -194,11 +190,22 @@ TYPED_TEST(epoch_contract_test, nesting_past_the_limit_terminates_instead_of_wra
 }
 
 TYPED_TEST(epoch_contract_test, unlock_without_lock_asserts_in_debug_builds) {
-  if (!assertions_on) GTEST_SKIP() << "a debug check (assert), as liburcu's urcu_assert_debug";
+  if (!assertions_on) GTEST_SKIP() << "a debug check (HOTSWAP_ASSERT_DEBUG), as liburcu's urcu_assert_debug";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
       {
         domain d(TypeParam::options());
+        d.this_thread().unlock();
+      },
+      "without a matching lock");
+}
+
+TEST(qsbr_contract_test, unlock_without_lock_asserts_in_debug_builds) {
+  if (!assertions_on) GTEST_SKIP() << "a debug check (HOTSWAP_ASSERT_DEBUG)";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        qsbr_domain d;
         d.this_thread().unlock();
       },
       "without a matching lock");

@@ -132,6 +132,87 @@ TYPED_TEST(slot_test, backpressure_engages_at_the_cap_and_loses_nothing) {
   EXPECT_EQ(s.read()->value, 4U);
 }
 
+// Issue #20: a writer that prefers waiting to refusal. With manual
+// reclamation nobody else drains the slot: publish_until must drive the
+// rounds itself, then publish.
+TYPED_TEST(slot_test, publish_until_waits_for_room_then_publishes) {
+  domain_options manual = TypeParam::options();
+  manual.reclaim = reclaim_mode::manual;
+  typename TestFixture::domain_type d(manual);
+  slot_options o;
+  o.max_draining = 2;
+  typename TestFixture::slot_type s(d, "v0", o, 0, this->counters);
+  ASSERT_TRUE(s.publish(tracked(1, this->counters)));
+  ASSERT_TRUE(s.publish(tracked(2, this->counters)));
+  ASSERT_EQ(s.publish(tracked(3, this->counters)).status, publish_status::backpressure);
+  const publish_result r =
+      s.publish_until(tracked(3, this->counters), std::chrono::steady_clock::now() + std::chrono::minutes(1), "v3");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(s.read()->value, 3U);
+  EXPECT_EQ(s.read().version().label, "v3");
+}
+
+// ...and gives up at its deadline when pins hold the cap, leaving the value untouched.
+TYPED_TEST(slot_test, publish_until_answers_backpressure_at_its_deadline) {
+  slot_options o;
+  o.max_draining = 1;
+  typename TestFixture::slot_type s(this->dom, "v0", o, 0, this->counters);
+  auto old = s.pin();
+  ASSERT_TRUE(s.publish(tracked(1, this->counters)));
+  tracked refused(2, this->counters);
+  const publish_result r =
+      s.publish_until(std::move(refused), std::chrono::steady_clock::now() + std::chrono::milliseconds(20));
+  EXPECT_EQ(r.status, publish_status::backpressure);
+  EXPECT_EQ(r.version, s.current_version());
+  ASSERT_NE(refused.stats, nullptr);  // still ours
+}
+
+// Issue #26: with a background reclaimer a refused writer sleeps until a
+// replaced version is destroyed (here: when the pin holding the cap goes, on
+// another thread), then finds room. A wake lost between its check and its
+// sleep would leave it asleep to its one-minute deadline and fail the test's
+// timeout; a qsbr writer that stayed online while asleep would hold up the
+// very grace period it waits for.
+TYPED_TEST(slot_test, wait_for_room_wakes_when_a_replaced_version_is_destroyed) {
+  slot_options o;
+  o.max_draining = 1;
+  typename TestFixture::slot_type s(this->dom, "v0", o, 0, this->counters);
+  for (int round = 0; round < 20; ++round) {
+    ASSERT_TRUE(s.wait_for_room(std::chrono::steady_clock::now() + std::chrono::minutes(1)));  // the last round's
+    auto old = s.pin();
+    ASSERT_TRUE(s.publish(tracked(1, this->counters)));
+    ASSERT_EQ(s.publish(tracked(2, this->counters)).status, publish_status::backpressure);
+    std::thread releaser([p = std::move(old)]() mutable {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      p.reset();  // the replaced version may now be destroyed, which wakes the writer
+    });
+    EXPECT_TRUE(s.wait_for_room(std::chrono::steady_clock::now() + std::chrono::minutes(1)));
+    releaser.join();
+    EXPECT_TRUE(s.publish(tracked(3, this->counters)));
+    ASSERT_TRUE(s.publish_until(tracked(4, this->counters), std::chrono::steady_clock::now() + std::chrono::minutes(1)));
+  }
+}
+
+// ...and never waits for the calling thread's own read section: a grace
+// period would wait for that very section (this test would hang).
+TYPED_TEST(slot_test, publish_until_inside_a_read_section_does_not_wait_for_it) {
+  domain_options manual = TypeParam::options();
+  manual.reclaim = reclaim_mode::manual;
+  typename TestFixture::domain_type d(manual);
+  slot_options o;
+  o.max_draining = 1;
+  typename TestFixture::slot_type s(d, "v0", o, 0, this->counters);
+  ASSERT_TRUE(s.publish(tracked(1, this->counters)));
+  {
+    std::lock_guard section(d);
+    const publish_result r =
+        s.publish_until(tracked(2, this->counters), std::chrono::steady_clock::now() + std::chrono::hours(1));
+    EXPECT_EQ(r.status, publish_status::backpressure);
+  }
+  d.barrier();
+  EXPECT_TRUE(s.publish(tracked(2, this->counters)));
+}
+
 // Concurrent invariants: R per-call readers, P pinned sessions, W writers, for a
 // bounded time and count. Every call checks the canary of the version it runs
 // in; per thread, version numbers never go backwards; a pinned session sees one

@@ -30,14 +30,14 @@
  *                              buffered store in_use = true: no drain, no fence
  *   -DSLEEP_WAIT               membarrier mode with the sleeping wait: the
  *                              writer flags the readers that look active
- *                              before membarrier (W1), and waits for a pending
- *                              reader by reading the futex word (W2), raising
+ *                              before membarrier (EG.W1), and waits for a pending
+ *                              reader by reading the futex word (EG.W2), raising
  *                              the reader's flag if it is down (an exchange:
  *                              then membarrier again), re-checking, and sleeping
  *                              until the word changes; a reader leaving its
- *                              outermost section loads its flag (W4) and, if
+ *                              outermost section loads its flag (EG.W4) and, if
  *                              set, clears it and bumps the word (a locked
- *                              RMW, W3).  Readers run NSECT sections and stop,
+ *                              RMW, EG.W3).  Readers run NSECT sections and stop,
  *                              so a lost wake-up is a deadlock: pan reports
  *                              an invalid end state.
  *   -DSLEEP_WAIT -DMUTANT_FLAG_AFTER_BARRIER  the flags are raised after the
@@ -104,7 +104,7 @@ bool in_use[NR] = true;     /* record r is claimed (IN MEMORY); both records
 #define NSECT    1          /* sections per reader before it stops (2 also
                                verifies: 27M states, about a minute)          */
 #endif
-bool wake_wanted[NR];       /* W1: raised by the writer, cleared by reader r   */
+bool wake_wanted[NR];       /* EG.W1: raised by the writer, cleared by reader r   */
 byte wake = 0;              /* the futex word                                 */
 #endif
 bool linked[NR] = true;     /* record r is reachable from the list head (IN
@@ -174,7 +174,7 @@ inline rd_lock() {
   if
   :: nesting == 0 ->
      e = epoch;                        /* C++: e = epoch.load(acquire)        */
-     buffered_store(me, e | ACTIVE);   /* C++: state.store(e|1, release) (C):
+     buffered_store(me, e | ACTIVE);   /* C++: state.store(e|1, release) (EG.C):
                                           a plain mov on x86, sits in the store
                                           buffer; in membarrier mode only a
                                           compiler barrier follows            */
@@ -190,8 +190,8 @@ inline rd_lock() {
 }
 
 #ifdef SLEEP_WAIT
-/* W4 then W3: C++ `if (wake_wanted_) wake_writer()`.  The flag load reads
-   memory (it may pass the reader's buffered E: store->load reordering).  The
+/* EG.W4 then EG.W3: C++ `if (wake_wanted_) wake_writer()`.  The flag load reads
+   memory (it may pass the reader's buffered EG.E: store->load reordering).  The
    clear is a store and the bump a locked RMW, which drains the buffer first:
    one atomic step.                                                          */
 inline take_flag_and_wake() {
@@ -383,12 +383,12 @@ inline wait_reader(r) {
      :: (!IS_ACTIVE(state[r]) || EPOCH_OF(state[r]) >= target) -> break
      :: else ->
 #ifndef MUTANT_SEQ_AFTER_RECHECK
-        seq = wake;                    /* G: read the futex word first        */
+        seq = wake;                    /* EG.W2: read the futex word first    */
 #endif
         if
-        :: atomic { !wake_wanted[r] ->  /* W1 found the flag down (exchange)  */
+        :: atomic { !wake_wanted[r] ->  /* EG.W1 found the flag down (exchange)  */
            wake_wanted[r] = true };
-           flush(0); flush(1)          /* then M: membarrier again            */
+           flush(0); flush(1)          /* then EG.M: membarrier again            */
         :: else -> skip                /* still up: an earlier M covers it    */
         fi;
         if

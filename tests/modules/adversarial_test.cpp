@@ -16,92 +16,12 @@
 #include <sstream>
 #include <thread>
 
-#include "fixture.hpp"
+#include "adversarial.hpp"
 
 namespace hotswap::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-/// Runs `body` in a fresh copy of this test's process (gtest's threadsafe
-/// death-test style re-executes the binary); passes if it ends normally with
-/// no failed expectation.
-template <class Body>
-void in_own_process(Body&& body) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT((body(), std::fflush(nullptr), std::_Exit(::testing::Test::HasFailure() ? 1 : 0)),
-              ::testing::ExitedWithCode(0), "");
-}
-#define IN_OWN_PROCESS(...) in_own_process([&] { __VA_ARGS__; })
-
-std::size_t threads_now() {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/task")) ++n;
-  return n;
-}
-
-/// The bytes of `head` up to `cut`, then those of `tail` from `cut` on: an
-/// upload of `head` caught half-way over `tail` (rsync --inplace, a slow scp).
-std::vector<std::byte> caught_half_way(const std::vector<std::byte>& head, const std::vector<std::byte>& tail,
-                                       std::size_t cut) {
-  std::vector<std::byte> out(tail);
-  std::copy(head.begin(), head.begin() + static_cast<std::ptrdiff_t>(std::min(cut, head.size())), out.begin());
-  return out;
-}
-
-std::uint64_t seal_at(const std::vector<std::byte>& bytes) {
-  modules::elf_facts facts;
-  EXPECT_FALSE(modules::check_elf(bytes, &facts).has_value());
-  return modules::seal_offset(facts.metadata_offset.value_or(0));
-}
-
-class adversarial : public module_env {
- protected:
-  /// A registry serving test_plugin_v1 as "calc".
-  void start(modules::registry_options o) {
-    mods.emplace(dom, std::move(o));
-    mods->add<test_api>("ops", "calc", install("test_plugin_v1"));
-    ASSERT_EQ(identify(mods->get<test_api>("calc")), id_of(1, 0));
-  }
-  void start(modules::shadow_mode mode = modules::shadow_mode::file) { start(registry_opts(mode)); }
-
-  /// `request` must be refused with `code` (and `cause` in the message); then
-  /// the refusal is logged and counted and version 1 still serves.
-  template <class Request>
-  void expect_refused(Request&& request, modules::module_errc code, const std::string& cause) {
-    const auto refusals = mods->counters().refusals;
-    const auto logged = log.count(modules::module_event_kind::refused);
-    try {
-      request();
-      ADD_FAILURE() << "accepted";
-    } catch (const modules::module_error& e) {
-      EXPECT_EQ(e.code(), code) << e.what();
-      EXPECT_NE(std::string(e.what()).find(cause), std::string::npos) << "expected '" << cause << "' in: " << e.what();
-    }
-    EXPECT_EQ(mods->counters().refusals, refusals + 1);
-    EXPECT_EQ(log.count(modules::module_event_kind::refused), logged + 1);
-    expect_v1_serves();
-  }
-  void expect_refused_swap(const fs::path& file, modules::module_errc code, const std::string& cause) {
-    expect_refused([&] { mods->swap("alice", "calc", file); }, code, cause);
-  }
-  void expect_v1_serves() {
-    EXPECT_EQ(identify(mods->get<test_api>("calc")), id_of(1, 0)) << "the serving version must keep serving";
-    EXPECT_EQ(mods->module("calc").current_version(), 1U);
-  }
-  fs::path write_plugin(const std::string& name, const std::vector<std::byte>& bytes, mode_t mode = 0644) {
-    write_file(plugins / name, bytes, mode);
-    return plugins / name;
-  }
-  modules::registry_options with_preflight(std::chrono::milliseconds deadline = 10s) {
-    modules::registry_options o = registry_opts();
-    o.preflight = true;
-    o.loader.preflight.deadline = deadline;
-    return o;
-  }
-
-  std::optional<modules::registry> mods;
-};
 
 // ---- 1. half-written uploads ---------------------------------------------------
 
@@ -186,7 +106,7 @@ TEST_F(adversarial, sparse_64_gib_file_is_refused_before_it_is_read) {
   start();
   const fs::path huge = plugins / "huge.so";
   {
-    detail::unique_fd fd(::open(huge.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    unique_fd fd(::open(huge.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
     ASSERT_TRUE(fd);
     ASSERT_EQ(::ftruncate(fd.get(), off_t{64} << 30), 0);
   }
@@ -300,7 +220,7 @@ TEST_F(adversarial, without_preflight_a_crashing_constructor_takes_the_host_down
       {
         start();
         try {
-          mods->swap("alice", "calc", install("plugin_ctor_crash"), std::nullopt, {.preflight = false});
+          mods->swap("alice", "calc", install("plugin_ctor_crash"), std::nullopt, {.preflight = false, .expected_sha256 = {}});
         } catch (...) {
         }
         std::_Exit(0);
@@ -402,7 +322,7 @@ TEST_F(adversarial, in_place_file_written_after_the_check_is_refused) {
   on_stage = [&](std::string_view stage, const fs::path&) {
     if (stage != "shadow") return;
     std::this_thread::sleep_for(20ms);  // a later mtime even on coarse filesystem clocks
-    detail::unique_fd fd(::open(target.c_str(), O_RDWR | O_CLOEXEC));
+    unique_fd fd(::open(target.c_str(), O_RDWR | O_CLOEXEC));
     char byte = 0;
     ASSERT_EQ(::pread(fd.get(), &byte, 1, 5000), 1);
     ASSERT_EQ(::pwrite(fd.get(), &byte, 1, 5000), 1);  // the same byte: a write nonetheless
@@ -587,6 +507,26 @@ TEST_F(adversarial, hung_shutdown_delays_only_its_own_module) {
   EXPECT_EQ(mods->counters().loads.retained, 1U);
 }
 
+TEST_F(adversarial, a_loader_waits_for_its_own_unloads_only) {
+  // Two loaders (two registries' worth): one version of `slow` unloads on a
+  // worker whose shutdown sleeps 1.5 s. The other loader has nothing pending
+  // and must say so at once, whatever `slow`'s worker is doing.
+  auto slow_loader = make_loader(), idle_loader = make_loader();
+  modules::module_slot<test_api> slow(dom, slow_loader, "slow", install("plugin_shutdown_hang"));
+  modules::module_slot<test_api> idle(dom, idle_loader, "idle", install("test_plugin_v1"));
+  static_cast<void>(slow.swap(install("test_plugin_v2")));
+  dom.barrier();  // slow's version 1 goes to its unload worker (begun before barrier() returns)
+  const auto slow_v1 = slow.record(1);
+  const bool idle_was_idle = idle_loader->wait_for_unloads(0ns);
+  const bool slow_was_idle = slow_loader->wait_for_unloads(0ns);
+  const bool slow_v1_was_gone = slow_v1->gone();  // read after the count
+  EXPECT_TRUE(idle_was_idle);
+  EXPECT_TRUE(!slow_was_idle || slow_v1_was_gone);  // an ended count implies a gone version
+  ASSERT_TRUE(slow_loader->wait_for_unloads(30s));
+  EXPECT_TRUE(slow_v1->gone());
+  EXPECT_TRUE(modules::wait_for_unloads(30s));  // the process-wide count: every loader's workers
+}
+
 // ---- 7. the audit trail ----------------------------------------------------------------
 
 TEST_F(adversarial, concurrent_swaps_by_two_principals_log_their_own_versions) {
@@ -641,8 +581,8 @@ TEST_F(adversarial, control_characters_cannot_forge_a_log_line) {
     for (const std::string* field : {&e.principal, &e.file, &e.message, &e.to_build})
       for (char c : *field) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20) << *field;
   const auto last = log.of(modules::module_event_kind::swapped).back();
-  EXPECT_EQ(last.principal, "eve\\x0d\\x0aadmin");
-  EXPECT_NE(last.file.find("x.so\\x0arefused ok"), std::string::npos) << last.file;
+  EXPECT_EQ(last.principal, "eve\uFFFD\uFFFDadmin");
+  EXPECT_NE(last.file.find("x.so\uFFFDrefused ok"), std::string::npos) << last.file;
 }
 
 TEST_F(adversarial, oversized_fields_are_capped) {
@@ -673,7 +613,7 @@ TEST_F(adversarial, json_lines_sink_writes_one_parseable_line_per_event) {
     if (j["kind"] == "swapped" && j["to_version"] == 2) {
       swapped = true;
       EXPECT_EQ(j["from_version"], 1);
-      EXPECT_EQ(j["principal"], "eve\\x0a");
+      EXPECT_EQ(j["principal"], "eve\uFFFD");
     }
     refused = refused || j["kind"] == "refused";
   }

@@ -40,9 +40,10 @@ class bad_input : public module_env {
 
   /// Asks for a swap to `file` and checks everything a refusal must guarantee.
   void expect_refused(const fs::path& file, modules::module_errc code, const std::string& cause,
-                      const std::string& principal = "alice", const std::string& module = "calc") {
+                      const std::string& principal = "alice", const std::string& module = "calc",
+                      const modules::request_options& request = {}) {
     try {
-      mods->swap(principal, module, file);
+      mods->swap(principal, module, file, std::nullopt, request);
       ADD_FAILURE() << "accepted " << file;
       return;
     } catch (const modules::module_error& e) {
@@ -202,6 +203,21 @@ TEST_F(bad_input, hash_not_on_the_allow_list) {
   o.loader.policy.sha256_allow = {modules::sha256_hex(std::span<const std::byte>(bytes_of(built_plugin("test_plugin_v1"))))};
   restart(std::move(o));
   expect_refused(install("test_plugin_v2"), modules::module_errc::hash_not_allowed, "is not on the allow list");
+}
+
+TEST_F(bad_input, hash_other_than_the_request_expected) {
+  const auto sha_of = [&](const char* build) {
+    return modules::sha256_hex(std::span<const std::byte>(bytes_of(built_plugin(build))));
+  };
+  modules::request_options request;
+  request.expected_sha256 = sha_of("test_plugin_v1");
+  const std::string actual = sha_of("test_plugin_v2");
+  expect_refused(install("test_plugin_v2"), modules::module_errc::hash_mismatch,
+                 "hash mismatch: sha256 " + actual + ", the request expected " + request.expected_sha256, "alice", "calc",
+                 request);
+  request.expected_sha256 = actual;  // the bytes it names load
+  mods->swap("alice", "calc", install("test_plugin_v2"), std::nullopt, request);
+  EXPECT_EQ(identify(mods->get<test_api>("calc")), id_of(2, 1));
 }
 
 TEST_F(bad_input, principal_not_allowed_and_unknown_module) {

@@ -124,7 +124,7 @@ TEST(preflight_memo, the_key_covers_the_bytes_the_interface_and_the_dependencies
   EXPECT_NE(modules::detail::preflight_memo::key_of(f, {}, {"hotswap.test", 2, 16}), key);
   EXPECT_NE(modules::detail::preflight_memo::key_of(f, {}, {"hotswap.test", 1, 24}), key);
   EXPECT_NE(modules::detail::preflight_memo::key_of(f, {}, {"hotswap.other", 1, 16}), key);
-  modules::checked_dependency dep{"libdep.so.1", f};
+  modules::checked_dependency dep{"libdep.so.1", f, 1, {}, {}};
   const std::string with_dep = modules::detail::preflight_memo::key_of(f, {dep}, iface);
   EXPECT_NE(with_dep, key);
   dep.file.sha256 = std::string(64, 'c');

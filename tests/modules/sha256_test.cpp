@@ -1,7 +1,7 @@
 // SHA-256 against the FIPS 180-4 / NIST example vectors.
 #include <gtest/gtest.h>
 
-#include <hotswap/module/detail/sha256.hpp>
+#include <hotswap/module/sha256.hpp>
 #include <string>
 
 namespace {

@@ -4,11 +4,11 @@
 #include <cstddef>
 #include <string>
 
-#include <hotswap/watch/detail/hash.hpp>
+#include <hotswap/watch/xxh64.hpp>
 
 namespace {
 
-using hotswap::watch::detail::xxh64;
+using hotswap::watch::xxh64;
 
 // 1000 bytes: ' ' + i % 90, the file the reference values were taken from.
 std::string pattern_1000() {
@@ -29,7 +29,7 @@ TEST(watch_hash, any_split_into_pieces_gives_the_same_value) {
   const std::string text = pattern_1000();
   const std::uint64_t whole = xxh64::of(text);
   for (std::size_t piece : {1U, 3U, 7U, 31U, 32U, 33U, 64U, 999U}) {
-    hotswap::watch::detail::xxh64 h;
+    hotswap::watch::xxh64 h;
     for (std::size_t at = 0; at < text.size(); at += piece) h.update(std::string_view(text).substr(at, piece));
     EXPECT_EQ(h.digest(), whole) << "pieces of " << piece;
   }

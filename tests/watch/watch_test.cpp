@@ -4,7 +4,8 @@
 // thread or driven by hand through poll_once(). Nothing sleeps and hopes: a
 // test waits for a condition with a bounded timeout, and "reported exactly
 // once" is checked after sync(), which returns only when every change made
-// before it has been reported or found identical.
+// before it has been reported or found identical. The debounce window itself
+// is tested on change_tracker with synthetic time (change_tracker_test).
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -39,7 +41,7 @@
 
 namespace {
 
-using hotswap::watch::detail::xxh64;
+using hotswap::watch::xxh64;
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -212,23 +214,6 @@ TEST_P(watch_test, write_then_close_reports_once_with_hash_size_and_mtime) {
   EXPECT_EQ(changes[0].mtime, mtime_of(dir / "app.toml"));
 }
 
-TEST_P(watch_test, write_in_chunks_within_the_window_reports_once) {
-  // A build writing one file in steps: each step opens, appends and closes.
-  // The window is wide so a descheduled test thread cannot split the steps.
-  watch({.debounce = 300ms});
-  std::string all;
-  for (int chunk = 0; chunk < 5; ++chunk) {
-    const std::string piece = "chunk " + std::to_string(chunk) + "\n";
-    write_file(dir / "lib.so", piece, chunk == 0 ? O_TRUNC : O_APPEND);
-    all += piece;
-  }
-  ASSERT_TRUE(wait_for_changes(1));
-  const auto changes = settled(1);
-  ASSERT_EQ(changes.size(), 1U);
-  EXPECT_EQ(changes[0].hash, xxh64::of(all));
-  EXPECT_EQ(changes[0].size, all.size());
-}
-
 TEST_P(watch_test, rename_into_place_reports_the_target_once_per_save) {
   watch({.filter = hotswap::watch::name_equals("app.toml")});
   replace_file(dir / "app.toml", "v = 1\n");
@@ -283,46 +268,6 @@ TEST_P(watch_test, delete_and_rename_away_report_removed_with_the_last_content) 
   EXPECT_EQ(changes[1].hash, xxh64::of("beta!"));
   EXPECT_EQ(changes[2].path, dir / "b.toml.bak");
   EXPECT_EQ(changes[2].kind, change_kind::changed);
-}
-
-TEST_P(watch_test, remove_then_recreate_within_the_window_is_one_change) {
-  // vim's default save: rename the original away, write a new file.
-  write_file(dir / "app.toml", "old");
-  watch({.debounce = 300ms});
-  fs::rename(dir / "app.toml", dir / "app.toml~");
-  write_file(dir / "app.toml", "new");
-  fs::remove(dir / "app.toml~");
-  ASSERT_TRUE(wait_for_changes(1));
-  const auto changes = settled(1);
-  EXPECT_EQ(changes.at(0).kind, change_kind::changed);
-  EXPECT_EQ(changes.at(0).hash, xxh64::of("new"));
-}
-
-TEST_P(watch_test, a_file_written_slowly_is_reported_once_complete) {
-  // `install`'s pattern: unlink, create, write for longer than the window.
-  // The unlink hints the name at once; the file must still not be read until
-  // it stops changing. (The pacing is the scenario, not a wait for a result:
-  // a stall of the writer longer than the window would be the loader's case.)
-  write_file(dir / "lib.so", "old");
-  watch({.debounce = 200ms});
-  std::string all;
-  for (int i = 0; i < 100; ++i) all += "line " + std::to_string(i) + "\n";
-  std::thread writer([&] {
-    fs::remove(dir / "lib.so");
-    const int fd = ::open((dir / "lib.so").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    for (int i = 0; i < 100; ++i) {
-      const std::string line = "line " + std::to_string(i) + "\n";
-      if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) break;
-      std::this_thread::sleep_for(4ms);
-    }
-    ::close(fd);
-  });
-  const bool reported = wait_for_changes(1);
-  writer.join();
-  ASSERT_TRUE(reported);
-  const auto changes = settled(1);
-  EXPECT_EQ(changes.at(0).kind, change_kind::changed);
-  EXPECT_EQ(changes.at(0).hash, xxh64::of(all)) << "read while still being written";
 }
 
 TEST_P(watch_test, a_symlink_or_hard_link_appearing_is_reported_with_its_content) {
@@ -428,6 +373,114 @@ INSTANTIATE_TEST_SUITE_P(modes, watch_test,
                          [](const ::testing::TestParamInfo<drive>& info) { return std::string(info.param.name); });
 
 // ---------------------------------------------------------------------------
+// The debounce, on change_tracker with synthetic time: the test says when each
+// hint and each check happens (the instants the watcher's thread would pass),
+// so no test sleeps or depends on being scheduled in time. The files are real.
+
+class change_tracker_test : public ::testing::Test {
+ protected:
+  using tracker = hotswap::watch::detail::change_tracker;
+  static constexpr std::chrono::milliseconds window{100};
+
+  temp_dir dir;
+  std::vector<file_change> changes;
+  tracker t{dir.path().string(), {}, window, [this](const file_change& c) { changes.push_back(c); },
+            [](const std::exception& e) { ADD_FAILURE() << e.what(); }};
+  const tracker::clock::time_point t0 = tracker::clock::now();
+
+  /// Checks at t0 + `at`: the watcher's thread waking then.
+  void check_at(std::chrono::nanoseconds at) { t.check_due(t0 + at, nullptr); }
+};
+
+TEST_F(change_tracker_test, steps_within_the_window_are_read_once_after_the_last) {
+  // A build writing one file in steps (open, append, close), 10 ms apart:
+  // each close-write hints the name and restarts the window.
+  t.start(false, t0);
+  std::string all;
+  for (int step = 0; step < 5; ++step) {
+    const std::string piece = "chunk " + std::to_string(step) + "\n";
+    write_file(dir / "lib.so", piece, step == 0 ? O_TRUNC : O_APPEND);
+    all += piece;
+    t.hint("lib.so", t0 + step * 10ms);
+    check_at(step * 10ms + 5ms);
+    EXPECT_TRUE(changes.empty()) << "read at step " << step;
+  }
+  EXPECT_EQ(t.next_due(), t0 + 40ms + window);
+  check_at(40ms + window - 1ns);
+  EXPECT_TRUE(changes.empty()) << "read before the window after the last step ended";
+  check_at(40ms + window);
+  ASSERT_EQ(changes.size(), 1U);
+  EXPECT_EQ(changes[0].kind, change_kind::changed);
+  EXPECT_EQ(changes[0].hash, xxh64::of(all));
+  EXPECT_EQ(changes[0].size, all.size());
+  EXPECT_TRUE(t.idle());
+}
+
+TEST_F(change_tracker_test, a_file_changed_after_its_last_hint_waits_for_another_window) {
+  // The window ends, but the file's stat no longer matches the one taken at
+  // the hint (a writer whose events are still queued): not quiet yet.
+  write_file(dir / "app.toml", "a = 1\n");
+  t.start(false, t0);
+  write_file(dir / "app.toml", "a = 2\n", O_APPEND);
+  t.hint("app.toml", t0);
+  write_file(dir / "app.toml", "a = 3\n", O_APPEND);  // no hint for this one yet
+  check_at(window);
+  EXPECT_TRUE(changes.empty()) << "read a file that changed after its hint";
+  EXPECT_EQ(t.next_due(), t0 + 2 * window);
+  check_at(2 * window);
+  ASSERT_EQ(changes.size(), 1U);
+  EXPECT_EQ(changes[0].hash, xxh64::of("a = 1\na = 2\na = 3\n"));
+}
+
+TEST_F(change_tracker_test, remove_then_recreate_within_the_window_is_one_change) {
+  // vim's default save: rename the original away, write a new file, remove
+  // the backup; the events hint each name as it happens.
+  write_file(dir / "app.toml", "old");
+  t.start(false, t0);
+  fs::rename(dir / "app.toml", dir / "app.toml~");
+  t.hint("app.toml", t0);
+  t.hint("app.toml~", t0);
+  write_file(dir / "app.toml", "new");
+  t.hint("app.toml", t0 + 1ms);
+  fs::remove(dir / "app.toml~");
+  t.hint("app.toml~", t0 + 2ms);
+  check_at(window);  // app.toml's window (from its last hint) has 1 ms to go
+  EXPECT_TRUE(changes.empty());
+  check_at(2ms + window);
+  ASSERT_EQ(changes.size(), 1U);
+  EXPECT_EQ(changes[0].path, dir / "app.toml");
+  EXPECT_EQ(changes[0].kind, change_kind::changed);
+  EXPECT_EQ(changes[0].hash, xxh64::of("new"));
+}
+
+TEST_F(change_tracker_test, a_file_written_slowly_is_read_once_complete) {
+  // `install`'s pattern: unlink, create, then write for longer than the
+  // window (100 lines, 4 ms apart: 400 ms against 100 ms). Every write
+  // hints the name; the old content is never reported removed.
+  write_file(dir / "lib.so", "old");
+  t.start(false, t0);
+  fs::remove(dir / "lib.so");
+  t.hint("lib.so", t0);
+  const int fd = ::open((dir / "lib.so").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  std::string all;
+  for (int i = 0; i < 100; ++i) {
+    const std::string line = "line " + std::to_string(i) + "\n";
+    ASSERT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+    all += line;
+    t.hint("lib.so", t0 + (i + 1) * 4ms);
+    check_at((i + 1) * 4ms + 3ms);
+    ASSERT_TRUE(changes.empty()) << "read after " << i + 1 << " lines";
+  }
+  ASSERT_EQ(::close(fd), 0);
+  t.hint("lib.so", t0 + 401ms);  // the close-write
+  check_at(401ms + window);
+  ASSERT_EQ(changes.size(), 1U) << "reported removed, or more than once";
+  EXPECT_EQ(changes[0].kind, change_kind::changed);
+  EXPECT_EQ(changes[0].hash, xxh64::of(all));
+}
+
+// ---------------------------------------------------------------------------
 // Construction errors, shutdown, inotify's own failure modes.
 
 class watch_mode_test : public ::testing::TestWithParam<watch_mode> {};
@@ -502,6 +555,25 @@ TEST(watch_host_loop, poll_timeout_never_spins_and_never_blocks_past_due) {
   const int soon = watcher::poll_timeout_ms(watcher::clock::now() + 1500us);  // rounded up, not down to 1
   EXPECT_GE(soon, 1);
   EXPECT_LE(soon, 2);
+}
+
+// A stop() whose wake the thread drained while it worked (between its check
+// of the stop flag and its sleep) must still end the thread: with inotify and
+// nothing due, the sleep has no timeout. hotswap-httpd hung at SIGTERM on it.
+TEST(watch_inotify, a_stop_while_the_thread_works_is_never_slept_through) {
+  temp_dir dir;
+  recorder seen;
+  for (int i = 0; i < 500; ++i) {
+    watcher w(dir.path(), {.mode = watch_mode::inotify}, seen.on_change());
+    w.start();
+    w.rescan();  // keeps the thread going round its loop while stop() lands
+    auto stopped = std::async(std::launch::async, [&] { w.stop(); });
+    if (stopped.wait_for(5s) != std::future_status::ready) {
+      w.rescan();  // wakes the sleeping thread, so the test can end
+      stopped.wait();
+      FAIL() << "round " << i << ": stop() waited for a thread asleep with no wake left";
+    }
+  }
 }
 
 TEST(watch_inotify, a_real_queue_overflow_is_repaired_by_a_rescan) {

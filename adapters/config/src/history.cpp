@@ -2,6 +2,7 @@
 #include "hotswap/config/history.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -140,9 +141,20 @@ void history_dir::prune_errors(std::size_t keep) const {
   }
 }
 
-void write_and_sync(const fs::path& path, std::string_view text) {
-  fd_guard fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+void write_and_sync(const fs::path& path, std::string_view text, const file_access& access) {
+  // A fresh inode (O_EXCL, never through a symlink) created owner-only, then
+  // given the original's owner and mode before any byte is written: nobody
+  // else can open it in between.
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno(errno, "cannot replace '" + path.string() + "'");
+  fd_guard fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (fd.get() < 0) throw_errno(errno, "cannot create '" + path.string() + "'");
+  if ((access.uid || access.gid) &&
+      ::fchown(fd.get(), access.uid.value_or(static_cast<uid_t>(-1)), access.gid.value_or(static_cast<gid_t>(-1))) != 0 &&
+      errno != EPERM)
+    throw_errno(errno, "cannot set the owner of '" + path.string() + "'");
+  // Without the privilege to give it the original's owner, the file stays
+  // ours, and its mode still never grants more than the original's.
+  if (::fchmod(fd.get(), access.mode & 0777) != 0) throw_errno(errno, "cannot set the mode of '" + path.string() + "'");
   while (!text.empty()) {
     const ssize_t n = ::write(fd.get(), text.data(), text.size());
     if (n < 0 && errno == EINTR) continue;
@@ -159,10 +171,10 @@ void sync_directory(const fs::path& dir) {
   if (::fsync(fd.get()) != 0) throw_errno(errno, "cannot fsync directory '" + dir.string() + "'");
 }
 
-void write_durably(const fs::path& path, std::string_view text) {
+void write_durably(const fs::path& path, std::string_view text, const file_access& access) {
   fs::path temp = path;
   temp += ".tmp";
-  write_and_sync(temp, text);
+  write_and_sync(temp, text, access);
   if (::rename(temp.c_str(), path.c_str()) != 0) throw_errno(errno, "cannot rename onto '" + path.string() + "'");
   sync_directory(path.parent_path().empty() ? fs::path(".") : path.parent_path());
 }

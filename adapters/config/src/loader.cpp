@@ -1,13 +1,21 @@
 // TOML (toml++) to a flat, checked snapshot; and a snapshot back to TOML.
-#include "toml.hpp"
-
 #include "hotswap/config/loader.hpp"
+
+#include "flat_key.hpp"
+#include "parse.hpp"
+#include "pre_lex.hpp"
+#include "toml_values.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace hotswap::config {
@@ -19,45 +27,77 @@ struct failure {
   config_error error;
 };
 
+/// Walks a parsed document into flat dotted keys. The walk keeps its own
+/// stack (no recursion) and a budget for the bytes of the keys it builds:
+/// each key repeats its tables' names, so a deep header over many short keys
+/// would otherwise cost memory quadratic in the file's size.
 class flattener {
  public:
-  flattener(std::string file, const schema* rules) : file_(std::move(file)), rules_(rules) {}
+  flattener(std::string file, const schema* rules, std::size_t key_budget)
+      : file_(std::move(file)), rules_(rules), key_budget_(key_budget) {}
 
   // What the walk found.
   snapshot::map values;
   std::optional<std::uint64_t> history_major;
   key_positions positions;
 
-  void table(const toml::table& t, const std::string& prefix) {
-    for (auto&& [k, node] : t) {
-      const std::string_view name = k.str();
-      if (name.find('.') != std::string_view::npos)
-        fail(k.source(), "key name \"" + std::string(name) + "\" contains '.'; names may not");
-      const std::string full = prefix.empty() ? std::string(name) : prefix + "." + std::string(name);
-      if (prefix.empty() && name == history_major_key) {
-        history_key(node);
-        continue;
-      }
-      positions.emplace(full, std::pair{k.source().begin.line, k.source().begin.column});
-      if (rules_ == nullptr) {
-        if (const auto* sub = node.as_table()) {
-          table(*sub, full);
-        } else {
-          values.emplace(full, natural(node, full));
+  void walk(const toml::table& root) {
+    // Tables and flattened arrays still to expand, with their flat keys.
+    std::vector<std::pair<const toml::node*, std::string>> work{{&root, std::string()}};
+    while (!work.empty()) {
+      const auto [container, prefix] = std::move(work.back());
+      work.pop_back();
+      if (const auto* t = container->as_table()) {
+        for (auto&& [k, node] : *t) {
+          if (prefix.empty() && k.str() == history_major_key) {
+            history_key(node);
+            continue;
+          }
+          const std::string name = detail::key_name(k.str());
+          entry(node, prefix.empty() ? name : prefix + "." + name, k.source(), work);
         }
-        continue;
-      }
-      if (const key_rule* rule = rules_->rule_for(full)) {
-        values.emplace(full, typed(node, *rule, full));
-      } else if (node.is_table() && rules_->is_section(full)) {
-        table(*node.as_table(), full);
       } else {
-        fail(k.source(), std::string("unknown ") + (node.is_table() ? "table" : "key") + " '" + full + "'");
+        const toml::array& a = *container->as_array();
+        for (std::size_t i = 0; i < a.size(); ++i)
+          entry(a[i], prefix + "[" + std::to_string(i) + "]", a[i].source(), work);
       }
     }
   }
 
  private:
+  /// One key and its node: a value, or a table or array to expand later.
+  void entry(const toml::node& node, std::string full, const toml::source_region& at,
+             std::vector<std::pair<const toml::node*, std::string>>& work) {
+    if (full.size() > key_budget_)
+      fail(at, "the dotted keys of this file are too long (over " + std::to_string(key_budget_ + key_bytes_) +
+                   " bytes in all)");
+    key_budget_ -= full.size();
+    key_bytes_ += full.size();
+    const bool table = node.is_table();
+    const bool expand = table || (node.is_array() && !plain_list(*node.as_array()));
+    // A table's own position only matters to a schema (a validator may
+    // name a section); without one, only values are located.
+    if (!expand || rules_ != nullptr) positions.emplace(full, std::pair{at.begin.line, at.begin.column});
+    if (rules_ == nullptr) {
+      if (expand) {
+        work.emplace_back(&node, std::move(full));
+      } else {
+        values.emplace(full, natural(node));
+      }
+    } else if (const key_rule* rule = rules_->rule_for(full)) {
+      values.emplace(full, typed(node, *rule, full, at));
+    } else if ((table || node.is_array()) && rules_->is_section(full)) {
+      work.emplace_back(&node, std::move(full));
+    } else {
+      fail(at, std::string("unknown ") + (table ? "table" : "key") + " '" + full + "'");
+    }
+  }
+
+  /// An array held as one value: empty, or all strings, or all integers.
+  static bool plain_list(const toml::array& a) {
+    return a.empty() || a.is_homogeneous(toml::node_type::string) || a.is_homogeneous(toml::node_type::integer);
+  }
+
   [[noreturn]] void fail(const toml::source_region& where, std::string reason) const {
     throw failure{config_error{file_, where.begin.line, where.begin.column, std::move(reason)}};
   }
@@ -84,23 +124,36 @@ class flattener {
     history_major = static_cast<std::uint64_t>(i->get());
   }
 
-  /// Without a schema: the value's own type.
-  value natural(const toml::node& n, const std::string& key) const {
+  /// Without a schema: the value's own type (any but a table or an array
+  /// that is not a plain list, which the walk expands).
+  static value natural(const toml::node& n) {
     if (const auto* s = n.as_string()) return s->get();
     if (const auto* i = n.as_integer()) return i->get();
     if (const auto* f = n.as_floating_point()) return f->get();
     if (const auto* b = n.as_boolean()) return b->get();
     if (const auto* a = n.as_array()) {
-      if (a->empty() || a->front().is_string()) return list_of<std::string>(*a, key);
-      if (a->front().is_integer()) return list_of<std::int64_t>(*a, key);
+      std::vector<std::string> strings;
+      std::vector<std::int64_t> integers;
+      for (const toml::node& e : *a) {
+        if (const auto* s = e.as_string()) strings.push_back(s->get());
+        if (const auto* i = e.as_integer()) integers.push_back(i->get());
+      }
+      if (a->empty() || !strings.empty()) return strings;
+      return integers;
     }
-    fail(n.source(), "'" + key + "': unsupported value (a " + describe(n) +
-                         "); values are booleans, integers, floats, strings and lists of strings or integers");
+    return detail::datetime_of(n);
   }
 
   /// With a schema: the rule's type, or an error naming both types.
-  value typed(const toml::node& n, const key_rule& rule, const std::string& key) const {
+  /// `key_at`: where the key was written (a misplaced key is reported there).
+  value typed(const toml::node& n, const key_rule& rule, const std::string& key,
+              const toml::source_region& key_at) const {
     const auto wrong = [&](const toml::node& at) {
+      // Under a map any name is allowed, so a value of another type is most
+      // likely a key written in the wrong section (a typo), not a bad entry.
+      if (rule.is_map && &at == &n)
+        fail(key_at, std::string("unknown ") + (n.is_table() ? "table" : "key") + " '" + key + "' (the entries of '" +
+                              rule.key + "' are of type " + to_string(rule.type) + "; this is a " + describe(at) + ")");
       fail(at.source(), "'" + key + "' must be of type " + to_string(rule.type) + ", not " + describe(at));
     };
     switch (rule.type) {
@@ -122,6 +175,9 @@ class flattener {
         break;
       case value_type::integer_list:
         if (const auto* a = n.as_array()) return list_of<std::int64_t>(*a, key);
+        break;
+      case value_type::date_time:
+        if (n.is_date() || n.is_time() || n.is_date_time()) return detail::datetime_of(n);
         break;
     }
     wrong(n);
@@ -145,6 +201,8 @@ class flattener {
 
   std::string file_;
   const schema* rules_;
+  std::size_t key_budget_;     // bytes of dotted keys still allowed
+  std::size_t key_bytes_ = 0;  // bytes of dotted keys built
 };
 
 config_error at(const std::string& file, const key_positions& where, const std::string& key, std::string reason) {
@@ -156,161 +214,164 @@ config_error at(const std::string& file, const key_positions& where, const std::
   return e;
 }
 
-/// The code point of the UTF-8 sequence at text[i], or nothing if it is not
-/// valid UTF-8 there (toml++ reports invalid UTF-8 inside strings itself).
-std::optional<char32_t> utf8_at(std::string_view text, std::size_t i) {
-  const auto u = static_cast<unsigned char>(text[i]);
-  const std::size_t n = u >= 0xf0 ? 4 : u >= 0xe0 ? 3 : u >= 0xc2 ? 2 : 0;
-  if (n == 0 || u > 0xf4 || i + n > text.size()) return std::nullopt;
-  char32_t cp = u & (0x7fu >> n);
-  for (std::size_t k = 1; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(text[i + k]);
-    if ((b & 0xc0) != 0x80) return std::nullopt;
-    cp = (cp << 6) | (b & 0x3fu);
+/// The element prefix of `key` that an element rule's pattern `elements`
+/// (up to and including its last "[]") names: servers[2].host and
+/// servers[] give servers[2]; nullopt when `key` is not under it.
+std::optional<std::string> element_of(const std::string& key, std::string_view elements) {
+  std::size_t k = 0, p = 0;  // positions in key and in the pattern
+  while (p < elements.size() && k < key.size()) {
+    if (elements.substr(p, 2) == "[]" && key[k] == '[') {
+      const auto close = key.find(']', k);
+      if (close == std::string::npos) return std::nullopt;
+      k = close + 1;
+      p += 2;
+    } else if (key[k] == elements[p]) {
+      ++k;
+      ++p;
+    } else {
+      return std::nullopt;
+    }
   }
-  const char32_t least = n == 2 ? 0x80 : n == 3 ? 0x800 : 0x10000;
-  if (cp < least || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return std::nullopt;
-  return cp;
+  if (p != elements.size() || (k < key.size() && key[k] != '.' && key[k] != '[')) return std::nullopt;
+  return key.substr(0, k);
 }
 
-/// A lexical pass before toml++ that refuses, with their position, what
-/// toml++ 3.3.0 mishandles (all found by the config_loader fuzz target):
-/// - raw control characters (TOML allows none but tab and line ends,
-///   anywhere); toml++'s parse_key() asserts on a NUL after '[';
-/// - any byte >= 0x80 outside strings and comments: TOML allows non-ASCII
-///   only there (bare keys are [A-Za-z0-9_-]), and toml++ passes any
-///   non-ASCII character it meets where a key, a value or the end of one
-///   should be to a whitespace check that reaches TOML_UNREACHABLE
-///   (" o\xc3\xb9 rt");
-/// - for the same reason, a non-ASCII character right after a backslash in a
-///   basic string, or first after a multi-line string's line-ending backslash.
-/// It follows just enough of the grammar to know what toml++ reads as a
-/// string or a comment: '#' to the line end; "..." and """...""" with
-/// backslash escapes; '...' and '''...''' without; a multi-line closing run
-/// may carry up to two more quotes of content. A quote opens a string only
-/// where a key or a value starts (at a line start, after '=', '[', '{', ',',
-/// or a dotted key's '.'); inside a bare token (x = 1979-05-27T'...) toml++
-/// reads it as part of the token, and so does this scan. An unterminated
-/// single-line string ends at its line end (toml++ then reports it). Columns
-/// count characters, as toml++'s do.
-std::optional<config_error> pre_lex(std::string_view text, const std::string& file) {
-  enum class state { code, comment, basic, literal, multi_basic, multi_literal };
-  state in = state::code;
-  bool value = false;  // code: a value is expected or being read, not a key
-  bool opens = true;   // code: a quote here starts a string
-  std::string nest;    // open '[' of a table header ('h'), arrays '[' and inline tables '{'
-  bool escaped = false;   // basic strings: the previous byte was a backslash
-  bool trimming = false;  // multi-line basic: after a line-ending backslash, before the next text
-  std::uint32_t line = 1, column = 1;
-  const auto run_of = [&](std::size_t i, char quote) {
-    std::size_t n = 0;
-    while (i + n < text.size() && text[i + n] == quote) ++n;
-    return n;
-  };
-  const auto end_line = [&] {
-    if (!nest.empty() && nest.back() == '[') return;  // only arrays span lines
-    nest.clear();
-    value = false;
-    opens = true;
-  };
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const char c = text[i];
-    const auto u = static_cast<unsigned char>(c);
-    if ((u < 0x20 && c != '\t' && c != '\n' && c != '\r') || u == 0x7f) {
-      char code[8];
-      std::snprintf(code, sizeof code, "U+%04X", u);
-      return config_error{file, line, column, std::string("control character ") + code + " is not allowed in TOML"};
-    }
-    const char* where = in == state::code ? "outside a string or comment (TOML keys and values are ASCII)"
-                        : escaped         ? "after a backslash (not a TOML escape)"
-                        : trimming        ? "first after a line-ending backslash (toml++ cannot read it; escape it)"
-                                          : nullptr;
-    if (u >= 0x80 && where != nullptr) {
-      char what[40];
-      if (const auto cp = utf8_at(text, i))
-        std::snprintf(what, sizeof what, "non-ASCII character U+%04X", static_cast<unsigned>(*cp));
-      else
-        std::snprintf(what, sizeof what, "byte 0x%02X (not UTF-8)", u);
-      return config_error{file, line, column, std::string(what) + " " + where};
-    }
-    const char top = nest.empty() ? '\0' : nest.back();
-    std::size_t width = 1;  // bytes this step consumes: more only for a run of quotes
-    if (in == state::code) {
-      if (c == '"' || c == '\'') {
-        if (opens) {
-          const bool multi = run_of(i, c) >= 3;
-          in = c == '"' ? (multi ? state::multi_basic : state::basic) : (multi ? state::multi_literal : state::literal);
-          width = multi ? 3 : 1;
-        }
-        opens = false;
-      } else if (c == '#') {
-        in = state::comment;
-      } else if (c == '\n') {
-        end_line();
-      } else if (c == ' ' || c == '\t' || c == '\r') {
-        // separates tokens; a quote after a finished key or value is still not a string
-      } else if (c == '=' && !value) {
-        value = opens = true;
-      } else if (c == '.' && !value) {
-        opens = true;
-      } else if (c == '[' && opens && (value || nest.empty() || nest == "h")) {
-        nest += value ? '[' : 'h';  // a value's array, or a table header's '[' or '[['
-      } else if (c == '{' && opens && value) {
-        nest += '{';
-        value = false;
-      } else if (c == ',' && (top == '[' || top == '{')) {
-        value = top == '[';
-        opens = true;
-      } else if ((c == ']' && (top == '[' || top == 'h')) || (c == '}' && top == '{')) {
-        nest.pop_back();
-        value = true;
-        opens = false;
-      } else {
-        opens = false;  // a bare token, or a character toml++ refuses
-      }
-    } else if (in == state::comment) {
-      if (c == '\n') in = state::code, end_line();
-    } else if (escaped) {
-      escaped = false;
-      trimming = in == state::multi_basic && (c == ' ' || c == '\t' || c == '\r' || c == '\n');
-      if (c == '\n' && in == state::basic) in = state::code, end_line();
-    } else if (trimming && (c == ' ' || c == '\t' || c == '\r' || c == '\n')) {
-      // still trimming
-    } else {
-      trimming = false;
-      if (c == '\n') {
-        if (in == state::basic || in == state::literal) in = state::code, end_line();
-      } else if ((in == state::basic || in == state::multi_basic) && c == '\\') {
-        escaped = true;
-      } else if ((in == state::basic && c == '"') || (in == state::literal && c == '\'')) {
-        in = state::code;
-      } else if ((in == state::multi_basic && c == '"') || (in == state::multi_literal && c == '\'')) {
-        width = run_of(i, c);
-        if (width >= 3) {
-          in = state::code;
-          width = std::min<std::size_t>(width, 5);  // up to two quotes of content, then the closing three
-        }
-      }
-    }
-    for (const std::size_t end = i + width; i < end; ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        column = 1;
-      } else if ((static_cast<unsigned char>(text[i]) & 0xc0) != 0x80) {
-        ++column;  // not a UTF-8 continuation byte: a new character
-      }
+/// Defaults and required keys of the elements of arrays of tables: each
+/// element present gets its defaults; one missing a required key is refused.
+std::optional<config_error> complete_elements(snapshot::map& values, const key_rule& rule, const key_positions& where,
+                                              const std::string& file) {
+  const std::string_view elements = std::string_view(rule.key).substr(0, rule.key.rfind("[]") + 2);
+  std::set<std::string> present;
+  for (const auto& [key, v] : values)
+    if (auto e = element_of(key, elements)) present.insert(std::move(*e));
+  for (const auto& e : present) {
+    const std::string key = e + rule.key.substr(elements.size());
+    if (values.contains(key)) continue;
+    if (rule.default_value) {
+      values.emplace(key, *rule.default_value);
+    } else if (rule.required) {
+      return at(file, where, e, "missing required key '" + key + "' (" + to_string(rule.type) + ")");
     }
   }
   return std::nullopt;
 }
 
-/// Bare keys as they are; anything else quoted.
-std::string key_segment(std::string_view name) {
+/// toml++'s node for a value.
+std::unique_ptr<toml::node> node_of(const value& v) {
+  switch (type_of(v)) {
+    case value_type::boolean: return std::make_unique<toml::value<bool>>(std::get<bool>(v));
+    case value_type::integer: return std::make_unique<toml::value<std::int64_t>>(std::get<std::int64_t>(v));
+    case value_type::floating: return std::make_unique<toml::value<double>>(std::get<double>(v));
+    case value_type::string: return std::make_unique<toml::value<std::string>>(std::get<std::string>(v));
+    case value_type::string_list: {
+      auto a = std::make_unique<toml::array>();
+      for (const auto& s : std::get<std::vector<std::string>>(v)) a->push_back(s);
+      return a;
+    }
+    case value_type::integer_list: {
+      auto a = std::make_unique<toml::array>();
+      for (const auto i : std::get<std::vector<std::int64_t>>(v)) a->push_back(i);
+      return a;
+    }
+    case value_type::date_time: return detail::node_of(std::get<datetime>(v));
+  }
+  return nullptr;
+}
+
+/// A key as TOML writes it: bare, or a basic string. (toml++ 3.3.0's
+/// formatter writes a key holding a line break or a tab bare, which is not
+/// TOML: toml-test's valid/key/space and key/escapes; hence this writer.)
+std::string toml_key(std::string_view name) {
   bool bare = !name.empty();
   for (const char c : name)
     bare = bare && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-');
   return bare ? std::string(name) : to_toml_text(value{std::string(name)});
+}
+
+bool is_array_of_tables(const toml::node& n) {
+  const auto* a = n.as_array();
+  return a != nullptr && !a->empty() && a->is_homogeneous(toml::node_type::table);
+}
+
+/// A value inline: arrays as [...], tables inside them as {...}. Its depth
+/// is the snapshot's, which a file's pre_lex() or the schema bounds.
+void write_inline(std::string& out, const toml::node& n) {
+  if (const auto* t = n.as_table()) {
+    out += '{';
+    bool first = true;
+    for (auto&& [k, v] : *t) {
+      out += std::exchange(first, false) ? " " : ", ";
+      out += toml_key(k.str()) + " = ";
+      write_inline(out, v);
+    }
+    out += first ? "}" : " }";
+  } else if (const auto* a = n.as_array()) {
+    out += '[';
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      if (i != 0) out += ", ";
+      write_inline(out, (*a)[i]);
+    }
+    out += ']';
+  } else if (const auto* s = n.as_string()) {
+    out += to_toml_text(value{s->get()});
+  } else if (const auto* i = n.as_integer()) {
+    out += std::to_string(i->get());
+  } else if (const auto* f = n.as_floating_point()) {
+    out += to_toml_text(value{f->get()});
+  } else if (const auto* b = n.as_boolean()) {
+    out += b->get() ? "true" : "false";
+  } else {
+    out += detail::datetime_of(n).text;
+  }
+}
+
+/// A table's values, then its tables ([path]) and arrays of tables ([[path]]).
+void write_table(std::string& out, const toml::table& t, const std::string& path, bool element) {
+  if (!path.empty()) out += (element ? "\n[[" : "\n[") + path + (element ? "]]\n" : "]\n");
+  for (auto&& [k, v] : t) {
+    if (v.is_table() || is_array_of_tables(v)) continue;
+    out += toml_key(k.str()) + " = ";
+    write_inline(out, v);
+    out += '\n';
+  }
+  for (auto&& [k, v] : t) {
+    const std::string sub = path.empty() ? toml_key(k.str()) : path + "." + toml_key(k.str());
+    if (const auto* table = v.as_table()) {
+      write_table(out, *table, sub, false);
+    } else if (is_array_of_tables(v)) {
+      for (const toml::node& e : *v.as_array()) write_table(out, *e.as_table(), sub, true);
+    }
+  }
+}
+
+/// Puts `v` at the flat key's place in `root`, making the tables and arrays
+/// on the way (array slots not yet reached hold empty tables).
+void place(toml::table& root, const std::string& key, const value& v) {
+  const auto pieces = detail::split_key(key);
+  toml::node* at = &root;
+  for (std::size_t p = 0; p < pieces.size(); ++p) {
+    const auto& piece = pieces[p];
+    const bool last = p + 1 == pieces.size();
+    // A slot's content: a table when more names follow, an array when more indices do.
+    const auto make = [&](std::size_t remaining_indices) -> std::unique_ptr<toml::node> {
+      if (remaining_indices > 0) return std::make_unique<toml::array>();
+      if (!last) return std::make_unique<toml::table>();
+      return node_of(v);
+    };
+    toml::table& table = *at->as_table();
+    if (table.get(piece.name) == nullptr || (last && piece.indices.empty()))
+      table.insert_or_assign(piece.name, std::move(*make(piece.indices.size())));
+    at = table.get(piece.name);
+    for (std::size_t i = 0; i < piece.indices.size(); ++i) {
+      toml::array& array = *at->as_array();
+      const std::size_t index = piece.indices[i];
+      while (array.size() <= index) array.push_back(toml::table{});
+      const std::size_t remaining = piece.indices.size() - i - 1;
+      const bool wrong_kind = remaining > 0 ? !array[index].is_array() : !last ? !array[index].is_table() : true;
+      if (wrong_kind) array.replace(array.cbegin() + static_cast<std::ptrdiff_t>(index), std::move(*make(remaining)));
+      at = &array[index];
+    }
+  }
 }
 
 }  // namespace
@@ -329,6 +390,10 @@ std::optional<config_error> check_and_complete(snapshot::map& values, const sche
   }
   for (const key_rule& rule : rules.rules()) {
     if (rule.is_map || values.contains(rule.key)) continue;
+    if (rule.key.find("[]") != std::string::npos) {
+      if (auto missing = complete_elements(values, rule, where, file)) return missing;
+      continue;
+    }
     if (rule.default_value) {
       values.emplace(rule.key, *rule.default_value);
     } else if (rule.required) {
@@ -347,26 +412,35 @@ std::optional<config_error> check_and_complete(snapshot::map& values, const sche
   return std::nullopt;
 }
 
+namespace detail {
+
+std::optional<config_error> parse(std::string_view text, const std::string& file, const load_limits& limits,
+                                  toml::table& root) {
+  if (text.size() > limits.max_bytes)
+    return config_error{file, 1, 1, "file is " + std::to_string(text.size()) + " bytes; the limit is " +
+                                        std::to_string(limits.max_bytes)};
+  lexed lex = pre_lex(text, file, limits.max_depth);
+  if (lex.error) return std::move(lex.error);
+  try {
+    root = lex.to_escape.empty() ? toml::parse(text, file) : toml::parse(with_escapes(text, lex.to_escape), file);
+  } catch (const toml::parse_error& e) {
+    return config_error{file, e.source().begin.line, e.source().begin.column, std::string(e.description())};
+  }
+  return std::nullopt;
+}
+
+}  // namespace detail
+
 load_result load(std::string_view text, std::string file, const schema* rules, load_limits limits) {
   load_result result;
-  if (text.size() > limits.max_bytes) {
-    result.error = {file, 1, 1, "file is " + std::to_string(text.size()) + " bytes; the limit is " +
-                                    std::to_string(limits.max_bytes)};
-    return result;
-  }
-  if (auto error = pre_lex(text, file)) {
+  toml::table root;
+  if (auto error = detail::parse(text, file, limits, root)) {
     result.error = std::move(*error);
     return result;
   }
   try {
-    toml::table root;
-    try {
-      root = toml::parse(text, file);
-    } catch (const toml::parse_error& e) {
-      throw failure{config_error{file, e.source().begin.line, e.source().begin.column, std::string(e.description())}};
-    }
-    flattener walk(file, rules);
-    walk.table(root, "");
+    flattener walk(file, rules, limits.key_bytes_per_byte * text.size() + limits.key_bytes_slack);
+    walk.walk(root);
     if (rules != nullptr) {
       if (auto error = check_and_complete(walk.values, *rules, walk.positions, file)) throw failure{std::move(*error)};
     }
@@ -378,27 +452,64 @@ load_result load(std::string_view text, std::string file, const schema* rules, l
 }
 
 
-std::optional<std::string> read_text(const std::filesystem::path& path, std::uint64_t max_bytes, config_error& error) {
-  error = {path.string(), 1, 1, {}};
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error.reason = std::string("cannot open: ") + std::strerror(errno);
-    return std::nullopt;
-  }
+namespace {
+
+/// Whether `p` is `dir` or lies below it (both absolute and normal).
+bool within(const std::filesystem::path& p, const std::filesystem::path& dir) {
+  auto [d, q] = std::mismatch(dir.begin(), dir.end(), p.begin(), p.end());
+  return d == dir.end();
+}
+
+}  // namespace
+
+file_read read_config(const std::filesystem::path& path, std::uint64_t max_bytes) {
+  file_read out;
+  out.error = {path.string(), 1, 1, {}};
+  const auto refuse = [&](std::string reason) {
+    out.error.reason = std::move(reason);
+    return std::move(out);
+  };
+  // O_NONBLOCK: a FIFO planted here cannot hang the open before fstat says what it is.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return refuse(std::string("cannot open: ") + std::strerror(errno));
+  const struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } close_it{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return refuse(std::string("cannot stat: ") + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return refuse("not a regular file; not read");
+  // Where the descriptor really is, against where the file's directory really is.
+  std::error_code ec;
+  const auto dir = std::filesystem::canonical(path.parent_path().empty() ? "." : path.parent_path(), ec);
+  const auto real = std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(fd), ec);
+  if (ec || dir.empty()) return refuse("cannot tell where it really is; not read");
+  if (!within(real, dir))
+    return refuse("is a symlink to " + real.string() + ", outside its directory " + dir.string() +
+                  "; not read (a configuration may link only to a file inside its directory)");
+  out.access = file_access{st.st_mode & 0777, st.st_uid, st.st_gid};
   std::string text;
   char buffer[65536];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    text.append(buffer, static_cast<std::size_t>(in.gcount()));
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return refuse(std::string("read error: ") + std::strerror(errno));
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
     if (text.size() > max_bytes) {
-      error.reason = "file is larger than the limit of " + std::to_string(max_bytes) + " bytes";
-      return std::nullopt;
+      text.resize(std::min<std::size_t>(head_bytes, max_bytes));
+      out.head = std::move(text);
+      return refuse("file is larger than the limit of " + std::to_string(max_bytes) + " bytes");
     }
   }
-  if (in.bad()) {
-    error.reason = "read error";
-    return std::nullopt;
-  }
-  return text;
+  out.text = std::move(text);
+  return out;
+}
+
+std::optional<std::string> read_text(const std::filesystem::path& path, std::uint64_t max_bytes, config_error& error) {
+  auto r = read_config(path, max_bytes);
+  error = std::move(r.error);
+  return std::move(r.text);
 }
 
 load_result load_file(const std::filesystem::path& path, const schema* rules, load_limits limits) {
@@ -409,30 +520,12 @@ load_result load_file(const std::filesystem::path& path, const schema* rules, lo
 }
 
 std::string to_toml(const snapshot& values, std::optional<std::uint64_t> history_major) {
-  // Group keys by their table (everything before the last '.'), top level first.
-  std::map<std::string, std::vector<std::pair<std::string, const value*>>> tables;
-  for (const auto& [key, v] : values.values()) {
-    const auto dot = key.rfind('.');
-    const std::string parent = dot == std::string::npos ? std::string() : key.substr(0, dot);
-    tables[parent].emplace_back(dot == std::string::npos ? key : key.substr(dot + 1), &v);
-  }
-  std::ostringstream out;
-  if (history_major) out << history_major_key << " = " << *history_major << "\n";
-  for (const auto& [parent, entries] : tables) {
-    if (!parent.empty()) {
-      out << "\n[";
-      std::string_view rest = parent;
-      for (bool first = true;; first = false) {
-        const auto dot = rest.find('.');
-        out << (first ? "" : ".") << key_segment(rest.substr(0, dot));
-        if (dot == std::string_view::npos) break;
-        rest.remove_prefix(dot + 1);
-      }
-      out << "]\n";
-    }
-    for (const auto& [name, v] : entries) out << key_segment(name) << " = " << to_toml_text(*v) << "\n";
-  }
-  return out.str();
+  toml::table root;
+  for (const auto& [key, v] : values.values()) place(root, key, v);
+  std::string out;
+  if (history_major) out += std::string(history_major_key) + " = " + std::to_string(*history_major) + "\n";
+  write_table(out, root, "", false);
+  return out;
 }
 
 }  // namespace hotswap::config

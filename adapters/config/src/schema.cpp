@@ -4,6 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "flat_key.hpp"
+
 namespace hotswap::config {
 
 namespace {
@@ -23,6 +25,8 @@ std::string key_rule::check(const value& v) const {
     return {};
   };
   const auto text_ok = [&](const std::string& s) -> std::string {
+    for (const auto& [old_spelling, new_spelling] : renamed)
+      if (s == old_spelling) return "\"" + s + "\" was renamed: write \"" + new_spelling + "\"";
     if (!allowed.empty()) {
       bool found = false;
       for (const auto& a : allowed) found = found || a == s;
@@ -48,6 +52,16 @@ std::string key_rule::check(const value& v) const {
         if (auto why = in_range(static_cast<double>(i)); !why.empty()) return "element " + std::to_string(i) + " " + why;
       return {};
     case value_type::boolean: return {};
+    case value_type::date_time: {
+      const datetime& d = std::get<datetime>(v);
+      const datetime& bound = earliest ? *earliest : latest ? *latest : d;
+      if (d.kind != bound.kind)
+        return "must be a " + std::string(to_string(bound.kind)) + " (like " + bound.text + "), not a " +
+               to_string(d.kind);
+      if (earliest && d < *earliest) return d.text + " is before the earliest " + earliest->text;
+      if (latest && d > *latest) return d.text + " is after the latest " + latest->text;
+      return {};
+    }
   }
   return {};
 }
@@ -65,21 +79,34 @@ schema::rule_builder schema::add(std::string key, value_type t, bool is_map) {
   return rule_builder(r);
 }
 
-const key_rule* schema::rule_for(std::string_view key) const noexcept {
-  const auto dot = key.rfind('.');
+const key_rule* schema::rule_for(std::string_view key) const {
+  const std::string pattern = detail::pattern_of(key);
+  const std::string_view parent = detail::parent_of(pattern);
   for (const auto& r : rules_) {
-    if (!r.is_map && r.key == key) return &r;
-    if (r.is_map && dot != std::string_view::npos && key.substr(0, dot) == r.key) return &r;
+    if (!r.is_map && r.key == pattern) return &r;
+    if (r.is_map && !parent.empty() && parent == r.key && pattern.back() != ']') return &r;
   }
   return nullptr;
 }
 
-bool schema::is_section(std::string_view prefix) const noexcept {
+bool schema::is_section(std::string_view prefix) const {
+  const std::string pattern = detail::pattern_of(prefix);
   for (const auto& r : rules_) {
-    if (r.is_map && r.key == prefix) return true;
-    if (r.key.size() > prefix.size() && r.key.starts_with(prefix) && r.key[prefix.size()] == '.') return true;
+    if (r.is_map && r.key == pattern) return true;
+    if (r.key.size() > pattern.size() && r.key.starts_with(pattern) &&
+        (r.key[pattern.size()] == '.' || r.key[pattern.size()] == '['))
+      return true;
   }
   return false;
+}
+
+void schema::table_list(const std::string& key, const schema& element) {
+  for (const key_rule& r : element.rules()) {
+    key_rule& copy = add(key + "[]." + r.key, r.type, r.is_map).rule_;
+    const std::string name = copy.key;
+    copy = r;
+    copy.key = name;
+  }
 }
 
 schema::rule_builder& schema::rule_builder::required() {
@@ -108,6 +135,19 @@ schema::rule_builder& schema::rule_builder::range(double lo, double hi) {
   return *this;
 }
 
+schema::rule_builder& schema::rule_builder::between(std::string_view earliest, std::string_view latest) {
+  if (rule_.type != value_type::date_time)
+    throw std::invalid_argument("hotswap::config::schema: between() is for date-times ('" + rule_.key + "')");
+  auto lo = datetime::parse(earliest);
+  auto hi = datetime::parse(latest);
+  if (!(lo <= hi))
+    throw std::invalid_argument("hotswap::config::schema: empty or mixed-form range for '" + rule_.key + "'");
+  rule_.earliest = std::move(lo);
+  rule_.latest = std::move(hi);
+  check_default();
+  return *this;
+}
+
 schema::rule_builder& schema::rule_builder::min(double m) {
   rule_.min = m;
   check_default();
@@ -122,6 +162,12 @@ schema::rule_builder& schema::rule_builder::max(double m) {
 
 schema::rule_builder& schema::rule_builder::one_of(std::vector<std::string> allowed) {
   rule_.allowed = std::move(allowed);
+  check_default();
+  return *this;
+}
+
+schema::rule_builder& schema::rule_builder::renamed(std::string old_spelling, std::string new_spelling) {
+  rule_.renamed.emplace_back(std::move(old_spelling), std::move(new_spelling));
   check_default();
   return *this;
 }

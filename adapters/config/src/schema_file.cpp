@@ -1,7 +1,8 @@
 // Schema descriptions in TOML: parsed with toml++, written by hand.
 #include "hotswap/config/schema_file.hpp"
 
-#include "toml.hpp"
+#include "parse.hpp"
+#include "toml_values.hpp"
 
 #include <cmath>
 #include <sstream>
@@ -21,11 +22,12 @@ value_type type_named(const std::string& file, const toml::node& n) {
   static const std::pair<const char*, value_type> names[] = {
       {"boolean", value_type::boolean},         {"integer", value_type::integer},
       {"float", value_type::floating},          {"string", value_type::string},
-      {"string_list", value_type::string_list}, {"integer_list", value_type::integer_list}};
+      {"string_list", value_type::string_list}, {"integer_list", value_type::integer_list},
+      {"date_time", value_type::date_time}};
   if (const auto* s = n.as_string())
     for (const auto& [name, t] : names)
       if (s->get() == name) return t;
-  fail(file, n.source(), "type must be one of boolean, integer, float, string, string_list, integer_list");
+  fail(file, n.source(), "type must be one of boolean, integer, float, string, string_list, integer_list, date_time");
 }
 
 /// The default's TOML text loaded through the key's own rule: the same
@@ -42,6 +44,8 @@ value default_of(const std::string& file, const std::string& key, const toml::no
     text << "v.d = " << to_toml_text(value{f->get()});
   } else if (const auto* b = n.as_boolean()) {
     text << "v.d = " << (b->get() ? "true" : "false");
+  } else if (n.is_date() || n.is_time() || n.is_date_time()) {
+    text << "v.d = " << detail::datetime_of(n).text;
   } else if (const auto* a = n.as_array()) {
     text << "v.d = [";
     for (std::size_t i = 0; i < a->size(); ++i) {
@@ -85,6 +89,7 @@ void add_rules(schema& out, const std::string& file, const toml::table& section,
           case value_type::string: return out.string(key);
           case value_type::string_list: return out.string_list(key);
           case value_type::integer_list: return out.integer_list(key);
+          case value_type::date_time: return out.date_time(key);
         }
         return out.string(key);
       }();
@@ -107,6 +112,9 @@ void add_rules(schema& out, const std::string& file, const toml::table& section,
           rule.default_to(default_of(file, key, v, t));
         } else if (name == "pattern" && v.is_string()) {
           rule.pattern(v.as_string()->get());
+        } else if (name == "between" && v.is_array() && v.as_array()->size() == 2 &&
+                   v.as_array()->is_homogeneous(toml::node_type::string)) {
+          rule.between(v.as_array()->get(0)->as_string()->get(), v.as_array()->get(1)->as_string()->get());
         } else if (name == "doc" && v.is_string()) {
           rule.doc(v.as_string()->get());
         } else if (name == "one_of" && v.is_array()) {
@@ -116,6 +124,11 @@ void add_rules(schema& out, const std::string& file, const toml::table& section,
             allowed.push_back(e.as_string()->get());
           }
           rule.one_of(std::move(allowed));
+        } else if (name == "renamed" && v.is_table()) {
+          for (auto&& [old_spelling, new_spelling] : *v.as_table()) {
+            if (!new_spelling.is_string()) fail(file, new_spelling.source(), "renamed maps old spellings to strings");
+            rule.renamed(std::string(old_spelling.str()), new_spelling.as_string()->get());
+          }
         } else {
           fail(file, field.source(), "unknown or mistyped rule '" + std::string(name) + "' for '" + key + "'");
         }
@@ -130,11 +143,7 @@ void add_rules(schema& out, const std::string& file, const toml::table& section,
 
 schema parse_schema(std::string_view text, const std::string& file) {
   toml::table root;
-  try {
-    root = toml::parse(text, file);
-  } catch (const toml::parse_error& e) {
-    throw config_exception({file, e.source().begin.line, e.source().begin.column, std::string(e.description())});
-  }
+  if (auto error = detail::parse(text, file, load_limits{}, root)) throw config_exception(std::move(*error));
   schema out;
   for (auto&& [k, node] : root) {
     const std::string_view name = k.str();
@@ -158,7 +167,7 @@ std::string describe_schema(const schema& rules) {
   if (!rules.validators().empty())
     out << "# The program also runs " << rules.validators().size()
         << " validator(s) in C++ that this file cannot express.\n";
-  static const char* type_names[] = {"boolean", "integer", "float", "string", "string_list", "integer_list"};
+  static const char* type_names[] = {"boolean", "integer", "float", "string", "string_list", "integer_list", "date_time"};
   for (const key_rule& r : rules.rules()) {
     out << "\n[" << (r.is_map ? "maps" : "keys") << "." << to_toml_text(value{r.key}) << "]\n";
     out << "type = \"" << type_names[static_cast<int>(r.type)] << "\"\n";
@@ -166,7 +175,16 @@ std::string describe_schema(const schema& rules) {
     if (r.default_value) out << "default = " << to_toml_text(*r.default_value) << "\n";
     if (r.min) out << "min = " << number(*r.min) << "\n";
     if (r.max) out << "max = " << number(*r.max) << "\n";
+    if (r.earliest && r.latest)
+      out << "between = [" << to_toml_text(value{r.earliest->text}) << ", " << to_toml_text(value{r.latest->text}) << "]\n";
     if (!r.allowed.empty()) out << "one_of = " << to_toml_text(value{r.allowed}) << "\n";
+    if (!r.renamed.empty()) {
+      out << "renamed = {";
+      for (std::size_t i = 0; i < r.renamed.size(); ++i)
+        out << (i == 0 ? " " : ", ") << to_toml_text(value{r.renamed[i].first}) << " = "
+            << to_toml_text(value{r.renamed[i].second});
+      out << " }\n";
+    }
     if (!r.pattern_text.empty()) out << "pattern = " << to_toml_text(value{r.pattern_text}) << "\n";
     if (!r.doc.empty()) out << "doc = " << to_toml_text(value{r.doc}) << "\n";
   }

@@ -75,8 +75,9 @@ store::store(hotswap::domain& dom, fs::path main_file, schema rules, store_optio
 store::~store() { stop(); }
 
 document store::initial_document() {
-  config_error error;
-  const auto text = read_text(files_.main_file(), options_.limits.max_bytes, error);
+  const file_read read = read_config(files_.main_file(), options_.limits.max_bytes);
+  const auto& text = read.text;
+  if (read.access) main_access_ = *read.access;
   load_result main;
   if (text) main = load(*text, files_.main_file().string(), &rules_, options_.limits);
   if (main) {
@@ -94,10 +95,10 @@ document store::initial_document() {
       }
     }
     base_minor_ = base ? base->minor + 1 : 0;
-    write_durably(files_.path_for(serving_major_, base_minor_), *text);
+    write_durably(files_.path_for(serving_major_, base_minor_), *text, main_access_);
     return std::move(*main.doc);
   }
-  const config_error& why = text ? main.error : error;
+  const config_error& why = text ? main.error : read.error;
   log(log_level::error, "cannot serve " + files_.main_file().string() + ": " + why.to_string());
   const auto all = files_.list();
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
@@ -131,14 +132,18 @@ save_report store::handle_save() {
 
 save_report store::save_sequence() {
   const fs::path& main = files_.main_file();
-  config_error error;
-  const auto text = read_text(main, options_.limits.max_bytes, error);
+  file_read read = read_config(main, options_.limits.max_bytes);
+  if (read.access) main_access_ = *read.access;
+  const auto& text = read.text;
   if (!text) {
     if (!fs::exists(main)) {
       log(log_level::warning, main.string() + " is gone; the serving version keeps serving");
       return {};
     }
-    return reject(std::nullopt, std::move(error));
+    // Never more of it than a bounded head, and nothing of a file not read.
+    const std::string note = read.head.empty() ? "its bytes were not copied"
+                                               : "only its first " + std::to_string(read.head.size()) + " bytes are kept";
+    return reject(read.head, std::move(read.error), note);
   }
   last_main_hash_ = content_hash(*text);
   auto loaded = load(*text, main.string(), &rules_, options_.limits);
@@ -218,7 +223,7 @@ save_report store::save_sequence() {
   // it now that the edit based on it was accepted.
   serving_major_ = major;
   try {
-    write_durably(files_.path_for(major, minor), *text);
+    write_durably(files_.path_for(major, minor), *text, main_access_);
     base_minor_ = minor;
     report.history = history_entry{major, minor, files_.path_for(major, minor)};
     files_.prune(options_.history_keep, report.history);
@@ -230,7 +235,7 @@ save_report store::save_sequence() {
   return report;
 }
 
-save_report store::reject(const std::optional<std::string>& text, config_error error) {
+save_report store::reject(std::string_view kept, config_error error, std::string_view note) {
   save_report report;
   report.result = save_report::outcome::rejected;
   report.version = slot_->current_version();
@@ -238,12 +243,9 @@ save_report store::reject(const std::optional<std::string>& text, config_error e
   const std::uint64_t n = numbers.empty() ? 1 : numbers.back() + 1;
   report.error_copy = files_.error_copy(n);
   try {
-    if (text) {
-      write_durably(report.error_copy, *text);
-    } else {
-      fs::copy_file(files_.main_file(), report.error_copy, fs::copy_options::overwrite_existing);
-    }
-    write_durably(files_.error_reason(n), error.to_string() + "\n");
+    write_durably(report.error_copy, kept, main_access_);
+    write_durably(files_.error_reason(n),
+                  error.to_string() + "\n" + (note.empty() ? "" : "# " + std::string(note) + "\n"), main_access_);
     files_.prune_errors(options_.error_keep);
   } catch (const std::exception& e) {
     log(log_level::error, std::string("cannot keep the rejected file: ") + e.what());
@@ -332,9 +334,9 @@ write_result store::write_to_disk() {
   const fs::path temp = files_.temp_file();
   int lock_fd = -1;
   try {
-    write_and_sync(temp, text);
+    write_and_sync(temp, text, main_access_);
     step(write_step::temp_written);
-    write_durably(files_.path_for(result.major, 0), text);
+    write_durably(files_.path_for(result.major, 0), text, main_access_);
     step(write_step::history_written);
 
     const auto refuse = [&](write_result::status s, std::string why) {

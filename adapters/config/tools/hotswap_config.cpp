@@ -3,15 +3,22 @@
 // or not a server is running: a rollback writes the chosen history content as
 // the main file (atomically, respecting an editor's lock), and a running
 // server's watcher applies it through the same save sequence as a hand edit,
-// validation and history included.
+// validation and history included. `check` says whether a file is TOML 1.0
+// at all (and decodes it for the toml-test suite); `serve` runs a store on a
+// file and prints every save it handles, to try edit-while-running by hand.
 //
-// Exit codes (stable, for scripts):
-//   0  success: valid / no differences / rolled back / listed
+// The command line is CLI11's: `hotswap-config --help` and
+// `hotswap-config COMMAND --help` are generated from the declarations in
+// main(). Exit codes (stable, for scripts; README.md):
+//   0  success: valid / no differences / rolled back / listed (also --help)
 //   1  the answer is no: invalid file, versions differ
 //   2  usage error: unknown command or option, bad schema description
-//   3  a file is missing or cannot be read or written
+//   3  a file is missing or cannot be read or written (or is not a regular
+//      file, or a symlink out of its directory)
 //   4  refused: the main file is locked by another editor, or read-only
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,11 +32,14 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+#include <hotswap/config/check.hpp>
 #include <hotswap/config/diff.hpp>
 #include <hotswap/config/history.hpp>
 #include <hotswap/config/httpd_settings.hpp>
 #include <hotswap/config/loader.hpp>
 #include <hotswap/config/schema_file.hpp>
+#include <hotswap/config/store.hpp>
 
 namespace {
 
@@ -38,17 +48,10 @@ using namespace hotswap::config;
 
 enum exit_code : int { ok = 0, no = 1, usage_error = 2, io_error = 3, refused = 4 };
 
-constexpr const char* usage_text =
-    "usage: hotswap-config COMMAND [OPTIONS] FILE ...\n"
-    "  validate [--schema NAME | --schema-file PATH] FILE   check FILE against a schema\n"
-    "  history FILE                                        list FILE's history versions\n"
-    "  diff FILE A B                                       keys that differ between versions A and B\n"
-    "  rollback [--schema NAME | --schema-file PATH] FILE V make history version V the main file again\n"
-    "  errors FILE                                         list the rejected edits kept aside\n"
-    "  error FILE N                                        show rejected edit N and its error\n"
-    "  schema NAME                                         print a built-in schema description\n"
+constexpr const char* exit_codes_text =
     "Versions: main, MAJOR.MINOR (history), error.N, or a path. Built-in schemas: httpd.\n"
-    "Exit: 0 ok, 1 invalid or different, 2 usage, 3 file missing or unreadable, 4 locked or read-only.\n";
+    "Exit status: 0 ok (also --help); 1 invalid or different; 2 the command line was refused;\n"
+    "3 a file is missing or unreadable; 4 the main file is locked or read-only.";
 
 struct usage_failure {
   std::string message;
@@ -56,6 +59,8 @@ struct usage_failure {
 
 struct arguments {
   std::optional<schema> rules;
+  bool json = false;
+  std::optional<std::uint64_t> exit_after;
   std::vector<std::string> positional;
 };
 
@@ -64,24 +69,14 @@ schema builtin_schema(const std::string& name) {
   throw usage_failure{"unknown built-in schema '" + name + "' (known: httpd)"};
 }
 
-arguments parse(int argc, char** argv, int first) {
-  arguments out;
-  for (int i = first; i < argc; ++i) {
-    const std::string a = argv[i];
-    if ((a == "--schema" || a == "--schema-file") && i + 1 < argc) {
-      const std::string v = argv[++i];
-      try {
-        out.rules = a == "--schema" ? builtin_schema(v) : load_schema_file(v);
-      } catch (const config_exception& e) {
-        throw usage_failure{"bad schema description: " + e.error().to_string()};
-      }
-    } else if (a.starts_with("--")) {
-      throw usage_failure{"unknown option '" + a + "'"};
-    } else {
-      out.positional.push_back(a);
-    }
+/// The schema named by --schema or --schema-file, once the command line is parsed.
+schema chosen_schema(const std::string& name, const std::string& file) {
+  if (!name.empty()) return builtin_schema(name);
+  try {
+    return load_schema_file(file);
+  } catch (const config_exception& e) {
+    throw usage_failure{"bad schema description: " + e.error().to_string()};
   }
-  return out;
 }
 
 /// Resolves a version name next to `main` to a file.
@@ -96,12 +91,13 @@ fs::path version_path(const history_dir& files, const std::string& v) {
 
 int report_load_error(const config_error& e) {
   std::cerr << e.to_string() << "\n";
-  return e.reason.starts_with("cannot open") || e.reason == "read error" ? io_error : no;
+  // read_config()'s refusals to read (as opposed to a file read and found invalid).
+  const bool unreadable = e.reason.starts_with("cannot ") || e.reason.starts_with("read error") ||
+                          e.reason.starts_with("not a regular file") || e.reason.starts_with("is a symlink");
+  return unreadable ? io_error : no;
 }
 
 int validate(const arguments& args) {
-  if (args.positional.size() != 1) throw usage_failure{"validate takes one FILE"};
-  if (!args.rules) throw usage_failure{"validate needs --schema NAME or --schema-file PATH"};
   const auto loaded = load_file(args.positional[0], &*args.rules);
   if (!loaded) return report_load_error(loaded.error);
   std::cout << args.positional[0] << ": valid (" << loaded.doc->values.size() << " keys";
@@ -110,8 +106,74 @@ int validate(const arguments& args) {
   return ok;
 }
 
+int check(const arguments& args) {
+  const file_read read = read_config(args.positional[0], load_limits{}.max_bytes);
+  if (!read.text) return report_load_error(read.error);
+  const auto checked = check_toml(*read.text, args.positional[0], args.json);
+  if (!checked) return report_load_error(*checked.error);
+  std::cout << (args.json ? checked.json : args.positional[0] + ": TOML 1.0") << "\n";
+  return ok;
+}
+
+/// One line per save the store handled, for a person watching edits apply.
+void print_save(const save_report& r) {
+  switch (r.result) {
+    case save_report::outcome::applied:
+      std::cout << "applied";
+      if (r.history) std::cout << " as history " << r.history->version();
+      std::cout << " (version " << r.version << ", " << r.changes.size() << " changes)\n";
+      for (const auto& c : r.changes) std::cout << "  " << c.to_string() << "\n";
+      break;
+    case save_report::outcome::unchanged:
+      std::cout << "unchanged (version " << r.version << " keeps serving)\n";
+      break;
+    case save_report::outcome::rejected:
+      std::cout << "refused " << (r.error ? r.error->to_string() : std::string("(no reason)"));
+      if (!r.error_copy.empty()) std::cout << " (kept as " << r.error_copy.filename().string() << ")";
+      std::cout << "; version " << r.version << " keeps serving\n";
+      break;
+  }
+  std::cout << std::flush;
+}
+
+int serve(const arguments& args) {
+  // Every thread the store starts inherits this mask; the signals wait for sigwait() below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::uint64_t handled = 0;
+  store_options options;
+  options.log = [](log_level level, const std::string& message) {
+    if (level != log_level::info) std::cerr << "hotswap-config: " << message << "\n";
+  };
+  options.on_save = [&](const save_report& r) {  // on the watcher thread, one save at a time
+    print_save(r);
+    if (args.exit_after && ++handled == *args.exit_after) ::kill(::getpid(), SIGTERM);
+  };
+  hotswap::domain dom;
+  std::optional<store> running;
+  try {
+    running.emplace(dom, args.positional[0], *args.rules, std::move(options));
+  } catch (const config_exception& e) {  // neither the file nor any history version is valid
+    std::cerr << e.what() << "\n";
+    return no;
+  }
+  store& config = *running;
+  config.start();
+  const auto serving = config.serving_history();
+  std::cout << "serving " << args.positional[0] << " as history " << serving.version() << " (version "
+            << config.version() << ", " << config.read()->size() << " keys); watching for saves\n"
+            << std::flush;
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  config.stop();
+  std::cout << "stopped\n";
+  return ok;
+}
+
 int history(const arguments& args) {
-  if (args.positional.size() != 1) throw usage_failure{"history takes one FILE"};
   const history_dir files(args.positional[0]);
   const auto main = load_file(files.main_file(), nullptr);
   const auto all = files.list();
@@ -130,11 +192,14 @@ int history(const arguments& args) {
 }
 
 int diff_versions(const arguments& args) {
-  if (args.positional.size() != 3) throw usage_failure{"diff takes FILE A B"};
-  const history_dir files(args.positional[0]);
-  const auto a = load_file(version_path(files, args.positional[1]), nullptr);
+  const auto n = args.positional.size();
+  // Two arguments: two paths. Three: versions of the first (main, 0.3, error.2, a path).
+  const auto path_of = [&](const std::string& v) -> fs::path {
+    return n == 2 ? fs::path(v) : version_path(history_dir(args.positional[0]), v);
+  };
+  const auto a = load_file(path_of(args.positional[n - 2]), nullptr);
   if (!a) return report_load_error(a.error);
-  const auto b = load_file(version_path(files, args.positional[2]), nullptr);
+  const auto b = load_file(path_of(args.positional[n - 1]), nullptr);
   if (!b) return report_load_error(b.error);
   const auto changes = diff(a.doc->values, b.doc->values);
   for (const auto& c : changes) std::cout << c.to_string() << "\n";
@@ -170,17 +235,18 @@ std::string with_history_major(const std::string& text, std::uint64_t major) {
 }
 
 int rollback(const arguments& args) {
-  if (args.positional.size() != 2) throw usage_failure{"rollback takes FILE VERSION"};
   const history_dir files(args.positional[0]);
   const fs::path source = version_path(files, args.positional[1]);
-  config_error error;
-  const auto text = read_text(source, 1 << 20, error);
-  if (!text) return report_load_error(error);
+  const file_read read = read_config(source, 1 << 20);
+  if (!read.text) return report_load_error(read.error);
+  const std::string& text = *read.text;
   if (args.rules) {
-    if (const auto checked = load(*text, source.string(), &*args.rules); !checked) return report_load_error(checked.error);
+    if (const auto checked = load(text, source.string(), &*args.rules); !checked) return report_load_error(checked.error);
   }
   // The version the main file is based on now; the rollback is an edit on it.
   const auto main = load_file(files.main_file(), nullptr);
+  // The rolled-back main file keeps the main file's mode and owner.
+  const auto main_access = read_config(files.main_file(), 1 << 20).access;
   std::uint64_t major = 0;
   if (main && main.doc->history_major) {
     major = *main.doc->history_major;
@@ -200,7 +266,7 @@ int rollback(const arguments& args) {
     }
   }
   try {
-    write_durably(files.main_file(), with_history_major(*text, major));
+    write_durably(files.main_file(), with_history_major(text, major), main_access.value_or(*read.access));
   } catch (const std::exception& e) {
     if (fd >= 0) ::close(fd);
     std::cerr << e.what() << "\n";
@@ -213,7 +279,6 @@ int rollback(const arguments& args) {
 }
 
 int errors(const arguments& args) {
-  if (args.positional.size() != 1) throw usage_failure{"errors takes one FILE"};
   const history_dir files(args.positional[0]);
   const auto numbers = files.error_numbers();
   if (numbers.empty()) std::cout << "no rejected edits kept for " << files.main_file().string() << "\n";
@@ -227,7 +292,6 @@ int errors(const arguments& args) {
 }
 
 int show_error(const arguments& args) {
-  if (args.positional.size() != 2) throw usage_failure{"error takes FILE N"};
   const history_dir files(args.positional[0]);
   const std::uint64_t n = std::stoull(args.positional[1]);
   config_error e;
@@ -241,7 +305,6 @@ int show_error(const arguments& args) {
 }
 
 int print_schema(const arguments& args) {
-  if (args.positional.size() != 1) throw usage_failure{"schema takes one NAME"};
   std::cout << describe_schema(builtin_schema(args.positional[0]));
   return ok;
 }
@@ -249,23 +312,56 @@ int print_schema(const arguments& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
-    (argc < 2 ? std::cerr : std::cout) << usage_text;
-    return argc < 2 ? usage_error : ok;
-  }
-  const std::string command = argv[1];
+  CLI::App app{"The operator's tool for a configuration served by hotswap::config::store.", "hotswap-config"};
+  app.footer(exit_codes_text);
+  app.require_subcommand(1);
+  arguments args;
+  std::string schema_name, schema_file;
+  std::function<int()> run;
+
+  // Each command: its positional arguments (exactly `count`, or between `count` and `most`).
+  const auto command = [&](const char* name, const char* help, const char* what, int count, int most,
+                           int (*fn)(const arguments&)) {
+    CLI::App* c = app.add_subcommand(name, help);
+    c->footer(exit_codes_text);
+    c->add_option("args", args.positional, what)->required()->expected(count, most);
+    c->callback([&run, fn, &args] { run = [fn, &args] { return fn(args); }; });
+    return c;
+  };
+  const auto schema_options = [&](CLI::App* c) {
+    auto* named = c->add_option("--schema", schema_name, "a built-in schema")->check(CLI::IsMember({"httpd"}));
+    auto* file = c->add_option("--schema-file", schema_file, "a schema description file (see the schema command)");
+    named->excludes(file);
+  };
+  command("check", "is FILE TOML 1.0? (no schema)", "FILE", 1, 1, check)
+      ->add_flag("--json", args.json, "print it decoded, in toml-test's JSON encoding");
+  schema_options(command("validate", "check FILE against a schema (--schema or --schema-file)", "FILE", 1, 1, validate));
+  CLI::App* serving = command("serve", "run the store on FILE (--schema or --schema-file) and print every save it "
+                              "handles until SIGINT/SIGTERM", "FILE", 1, 1, serve);
+  schema_options(serving);
+  serving->add_option("--exit-after", args.exit_after, "stop after N saves")->check(CLI::PositiveNumber);
+  command("history", "list FILE's history versions", "FILE", 1, 1, history);
+  command("diff", "keys that differ between versions A and B of FILE, or between two files", "FILE A B | PATH_A PATH_B",
+          2, 3, diff_versions);
+  schema_options(command("rollback", "make history version V the main file again", "FILE V", 2, 2, rollback));
+  command("errors", "list the rejected edits kept aside", "FILE", 1, 1, errors);
+  command("error", "show rejected edit N and its error", "FILE N", 2, 2, show_error);
+  command("schema", "print a built-in schema description", "NAME", 1, 1, print_schema);
+
   try {
-    const arguments args = parse(argc, argv, 2);
-    if (command == "validate") return validate(args);
-    if (command == "history") return history(args);
-    if (command == "diff") return diff_versions(args);
-    if (command == "rollback") return rollback(args);
-    if (command == "errors") return errors(args);
-    if (command == "error") return show_error(args);
-    if (command == "schema") return print_schema(args);
-    throw usage_failure{"unknown command '" + command + "'"};
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int status = app.exit(e);  // prints --help, or the error and a pointer to --help
+    return status == 0 ? ok : usage_error;
+  }
+  try {
+    if (!schema_name.empty() || !schema_file.empty()) args.rules = chosen_schema(schema_name, schema_file);
+    for (const char* needs_schema : {"validate", "serve"})
+      if (app.got_subcommand(needs_schema) && !args.rules)
+        throw usage_failure{std::string(needs_schema) + " needs --schema NAME or --schema-file PATH"};
+    return run();
   } catch (const usage_failure& u) {
-    std::cerr << "hotswap-config: " << u.message << "\n" << usage_text;
+    std::cerr << "hotswap-config: " << u.message << "\nRun with --help for more information.\n";
     return usage_error;
   } catch (const std::invalid_argument& e) {
     std::cerr << "hotswap-config: " << e.what() << "\n";

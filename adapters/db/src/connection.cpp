@@ -22,6 +22,10 @@ struct connection::registered_fn {
   const hotswap_db_function* current = nullptr;
   std::string unavailable;
   bool pending = false;  ///< needs re-registration (or removal, if current is null) when idle
+  /// Non-empty: an index using this function was built by another build; every call fails with this.
+  std::string refusal;
+  /// sha256 of the builds the database records for the indexes using this function.
+  std::vector<std::string> built_by;
   // The call path's copies of current's entry point and the connection's
   // state: a row costs one load each (kept in step by bind()).
   hotswap_db_scalar_fn scalar = nullptr;
@@ -30,6 +34,7 @@ struct connection::registered_fn {
   void* state = nullptr;
 
   void bind() noexcept;
+  const char* why_not_callable() const noexcept;
 };
 
 struct connection::attachment {
@@ -44,10 +49,15 @@ struct connection::attachment {
 };
 
 void connection::registered_fn::bind() noexcept {
+  const hotswap_db_function* callable = refusal.empty() ? current : nullptr;
   state = owner != nullptr ? owner->conn_state : nullptr;
-  scalar = current != nullptr ? current->scalar : nullptr;
-  step = current != nullptr ? current->step : nullptr;
-  final = current != nullptr ? current->final : nullptr;
+  scalar = callable != nullptr ? callable->scalar : nullptr;
+  step = callable != nullptr ? callable->step : nullptr;
+  final = callable != nullptr ? callable->final : nullptr;
+}
+
+const char* connection::registered_fn::why_not_callable() const noexcept {
+  return refusal.empty() ? unavailable.c_str() : refusal.c_str();
 }
 
 namespace {
@@ -160,15 +170,21 @@ connection::connection(container_host& host, sqlite3* db, move_policy policy)
   if (const char* file = sqlite3_db_filename(db, "main"); file != nullptr) database_ = file;
   host_.add_database(database_);
   sqlite3_trace_v2(db_, SQLITE_TRACE_STMT, &connection::on_trace, this);
+  sqlite3_set_authorizer(db_, &connection::on_authorize, this);
 }
 
 connection::~connection() {
-  if (!closing_) sqlite3_trace_v2(db_, 0, nullptr, nullptr);
+  if (!closing_) {
+    sqlite3_trace_v2(db_, 0, nullptr, nullptr);
+    sqlite3_set_authorizer(db_, nullptr, nullptr);
+  }
   for (auto& a : attachments_) {
     unregister_all(*a);
     if (a->started) shutdown_guarded(a->pin, db_, a->conn_state);
+    host_.connection_detached(a->name);
   }
   host_.remove_database(database_);
+  sqlite3_close(records_);
 }
 
 void connection::attach(const std::string& container) {
@@ -197,6 +213,8 @@ void connection::attach(const std::string& container) {
       throw db_error(db_errc::sqlite, why);
     }
   attachments_.push_back(std::move(a));
+  host_.connection_attached(container);
+  refresh_guards(true);
 }
 
 // ---- the call path ------------------------------------------------------------
@@ -223,7 +241,7 @@ void connection::scalar_trampoline(sqlite3_context* ctx, int argc, sqlite3_value
   if (const auto call = f->scalar; call != nullptr)
     guarded_call(ctx, *f, [&](hotswap_plugin_error* e) { return call(f->state, ctx, argc, argv, e); });
   else
-    sqlite3_result_error(ctx, f->unavailable.c_str(), -1);
+    sqlite3_result_error(ctx, f->why_not_callable(), -1);
 }
 
 void connection::step_trampoline(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
@@ -231,7 +249,7 @@ void connection::step_trampoline(sqlite3_context* ctx, int argc, sqlite3_value**
   if (const auto call = f->step; call != nullptr)
     guarded_call(ctx, *f, [&](hotswap_plugin_error* e) { return call(f->state, ctx, argc, argv, e); });
   else
-    sqlite3_result_error(ctx, f->unavailable.c_str(), -1);
+    sqlite3_result_error(ctx, f->why_not_callable(), -1);
 }
 
 void connection::final_trampoline(sqlite3_context* ctx) {
@@ -239,7 +257,7 @@ void connection::final_trampoline(sqlite3_context* ctx) {
   if (const auto call = f->final; call != nullptr)
     guarded_call(ctx, *f, [&](hotswap_plugin_error* e) { return call(f->state, ctx, e); });
   else
-    sqlite3_result_error(ctx, f->unavailable.c_str(), -1);
+    sqlite3_result_error(ctx, f->why_not_callable(), -1);
 }
 
 void connection::report(sqlite3_context* ctx, const registered_fn& f, int rc, hotswap_plugin_error& error) {
@@ -273,25 +291,39 @@ bool connection::statement_active(sqlite3_stmt* except) const {
 
 void connection::at_statement_start(sqlite3_stmt* stmt) {
   const std::uint64_t g = host_.generation();
-  if (g == seen_generation_) return;  // the whole cost of change detection on the call path
+  if (g != seen_generation_) move_if_allowed(stmt, g);  // the whole cost of change detection on the call path
+  if (recheck_at_start_) interrupt_if_refused();
+}
+
+void connection::move_if_allowed(sqlite3_stmt* starting, std::uint64_t generation) {
   const move_policy p = policy();
   if (p == move_policy::never) return;
   if (p == move_policy::next_transaction && sqlite3_get_autocommit(db_) == 0) return;  // inside a transaction
-  if (statement_active(stmt)) return;  // another statement is mid-way: it must finish on its version
-  seen_generation_ = g;
+  if (statement_active(starting)) return;  // another statement is mid-way: it must finish on its version
+  seen_generation_ = generation;
   for (auto& a : attachments_) move(*a);
+}
+
+// A statement naming a refused function was let through its prepare because
+// the move due at its start would reach the recorded build. If the connection
+// is still refused (the move failed), stop the statement. Best effort: SQLite
+// checks for an interrupt between rows, so a lookup that finds nothing may
+// still complete. Every statement start is checked until nothing is refused.
+void connection::interrupt_if_refused() {
+  for (const auto& a : attachments_)
+    for (const auto& f : a->fns)
+      if (!f->refusal.empty()) {
+        a->last_error = f->refusal;
+        sqlite3_interrupt(db_);
+        return;
+      }
+  recheck_at_start_ = false;
 }
 
 bool connection::safe_point() {
   if (statement_active(nullptr)) return false;
   const std::uint64_t g = host_.generation();
-  if (g != seen_generation_ && policy() != move_policy::never) {
-    // No statement at all: also between transactions' statements, so next_transaction checks autocommit.
-    if (policy() == move_policy::next_statement || sqlite3_get_autocommit(db_) != 0) {
-      seen_generation_ = g;
-      for (auto& a : attachments_) move(*a);
-    }
-  }
+  if (g != seen_generation_) move_if_allowed(nullptr, g);
   apply_pending();
   return true;
 }
@@ -305,6 +337,7 @@ void connection::move(attachment& a) {
     a.refused_version = n;
     a.last_error = label(a.name, next) + ": " + why + "; this connection stays on " + label(a.name, a.pin);
     failed_startups_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
+    host_.connection_moved(a.name, n, a.last_error);
   };
   if (std::string bad = check_table(*next); !bad.empty()) return refuse("bad function table: " + bad);
 
@@ -346,6 +379,8 @@ void connection::move(attachment& a) {
   a.last_error.clear();
   moves_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
   adopt_functions(a);
+  host_.connection_moved(a.name, n, {});
+  refresh_guards(true);
 }
 
 // Points every registered trampoline at the pinned version's function and
@@ -434,6 +469,90 @@ void connection::unregister_all(attachment& a) {
     static_cast<void>(f.release());
   }
   a.fns.clear();
+}
+
+// ---- indexes built by another build --------------------------------------------
+
+// SQLite asks at every prepare, and again when a statement is prepared anew
+// because the schema version changed (which a rebuild elsewhere causes).
+int connection::on_authorize(void* self, int action, const char*, const char* function, const char*, const char*) {
+  auto* c = static_cast<connection*>(self);
+  unsigned data_version = 0;
+  if (sqlite3_file_control(c->db_, "main", SQLITE_FCNTL_DATA_VERSION, &data_version) == SQLITE_OK &&
+      data_version != c->seen_data_version_) {
+    c->seen_data_version_ = data_version;
+    c->refresh_guards(false);
+  }
+  if (action != SQLITE_FUNCTION || function == nullptr) return SQLITE_OK;
+  // A read by the index does not call the function (SQLite looks the key up
+  // in the index), so a statement naming it is refused when it is prepared.
+  for (auto& a : c->attachments_)
+    for (const auto& f : a->fns)
+      if (!f->refusal.empty() && detail::same_sql_name(f->name, function)) {
+        // A move is due at the statement's start and reaches the recorded
+        // build: let it prepare, and check again there (at_statement_start).
+        if (c->host_.generation() != c->seen_generation_ && c->policy() != move_policy::never) {
+          const std::string serving = a->ref.pin().module().record().identity().sha256;
+          if (std::all_of(f->built_by.begin(), f->built_by.end(), [&](const std::string& b) { return b == serving; })) {
+            c->recheck_at_start_ = true;
+            return SQLITE_OK;
+          }
+        }
+        a->last_error = f->refusal;
+        return SQLITE_DENY;
+      }
+  return SQLITE_OK;
+}
+
+// Reads which indexes use this connection's deterministic functions and which
+// build the database records for each, through a read-only connection of its
+// own (the authorizer may not run SQL on db_). Unless forced, only when the
+// schema version changed. If the database cannot be read, the previous
+// verdicts stay and the next prepare tries again.
+void connection::refresh_guards(bool force) noexcept {
+  std::vector<std::string> deterministic;
+  for (const auto& a : attachments_)
+    for (std::uint32_t i = 0; i < a->pin->function_count; ++i)
+      if ((a->pin->functions[i].flags & HOTSWAP_DB_DETERMINISTIC) != 0) deterministic.emplace_back(a->pin->functions[i].name);
+  if (database_.empty() || deterministic.empty() || !guard_indexes_) return;
+  try {
+    if (records_ == nullptr) {
+      if (sqlite3_open_v2(database_.c_str(), &records_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+        sqlite3_close(records_);
+        records_ = nullptr;
+        return;
+      }
+      sqlite3_busy_timeout(records_, 2000);
+    }
+    sqlite3_stmt* st = nullptr;
+    sqlite3_int64 schema = -1;
+    if (sqlite3_prepare_v2(records_, "PRAGMA schema_version", -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      schema = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (schema < 0 || (!force && schema == seen_schema_version_)) return;
+    const std::vector<schema_use> uses = find_schema_uses(records_, database_, deterministic);
+    const std::map<std::string, index_build> builds = read_index_builds(records_);
+    seen_schema_version_ = schema;
+    for (auto& a : attachments_) {
+      const modules::version_identity& mine = a->pin.module().record().identity();
+      for (auto& f : a->fns) {
+        f->refusal.clear();
+        f->built_by.clear();
+        for (const schema_use& u : uses) {
+          const auto b = builds.find(u.name);
+          if (u.type != "index" || !detail::same_sql_name(u.function, f->name) || b == builds.end()) continue;
+          f->built_by.push_back(b->second.sha256);
+          if (b->second.sha256 != mine.sha256 && f->refusal.empty())
+            f->refusal = f->name + "(): index " + u.name + " on " + u.table + " in " + database_ + " was built by " +
+                         b->second.describe() + ", this connection runs " + label(a->name, a->pin) + " (sha256 " +
+                         mine.sha256.substr(0, 12) + "): it refuses to use the index until it moves to that build";
+        }
+        f->bind();
+      }
+    }
+  } catch (...) {  // unreadable now (busy, out of memory): keep the previous verdicts
+  }
 }
 
 // ---- status -------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "hotswap/db/connection.hpp"
+#include "sql_exec.hpp"
 
 namespace hotswap::db {
 
@@ -21,15 +22,6 @@ modules::registry_options registry_options_of(const host_options& o) {
   r.loader.log = o.log;
   r.history = o.history;
   return r;
-}
-
-// sqlite3_exec into a db_error.
-void exec(sqlite3* db, const std::string& sql, const std::string& where) {
-  char* message = nullptr;
-  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message) == SQLITE_OK) return;
-  const std::string why = message != nullptr ? message : sqlite3_errmsg(db);
-  sqlite3_free(message);
-  throw db_error(db_errc::sqlite, where + ": " + sql + ": " + why);
 }
 
 std::string quoted(const std::string& identifier) {
@@ -81,12 +73,23 @@ swap_report container_host::publish(const std::string& name, const swap_options&
     std::lock_guard lock(mutex_);
     files_[name] = r.record->identity().file;
   }
+  {
+    // Before bump(): connections move only after it, and find this count.
+    std::lock_guard lock(mutex_);
+    tallies_[{name, r.version}].connections = attached_[name];
+    std::erase_if(tallies_, [&](const auto& t) { return t.first.first == name && t.first.second + options_.history < r.version; });
+  }
   bump();
-  swap_report out{r.version, r.replaced, {}};
+  swap_report out{r.version, r.replaced, {}, {}};
   if (!uses.empty()) {
     reindex(name, uses);
     out.reindexed = uses;
   }
+  if (options.wait_for_connections.count() > 0) {
+    std::unique_lock lock(mutex_);
+    moved_.wait_for(lock, options.wait_for_connections, [&] { return tallies_[{name, r.version}].pending() == 0; });
+  }
+  out.connections = moves(name, r.version);
   return out;
 }
 
@@ -113,8 +116,10 @@ std::vector<schema_use> container_host::uses_of(const std::string& name) {
 
 std::vector<schema_use> container_host::schema_uses(const std::string& name) { return uses_of(name); }
 
-// On a connection of our own, attached to the version just published.
+// On a connection of our own, attached to the version just published; the
+// rebuilt indexes are recorded with that version's build in the same transaction.
 void container_host::reindex(const std::string& name, const std::vector<schema_use>& uses) {
+  const modules::version_identity built = container(name).pin().module().record().identity();
   std::vector<std::string> databases;
   for (const schema_use& u : uses)
     if (std::find(databases.begin(), databases.end(), u.database) == databases.end()) databases.push_back(u.database);
@@ -125,9 +130,22 @@ void container_host::reindex(const std::string& name, const std::vector<schema_u
     if (rc != SQLITE_OK) throw db_error(db_errc::sqlite, path + ": cannot open for REINDEX: " + sqlite3_errstr(rc));
     sqlite3_busy_timeout(db.get(), 10000);
     connection conn(*this, db.get());
+    conn.guard_indexes(false);  // it rebuilds them
     conn.attach(name);
-    for (const schema_use& u : uses)
-      if (u.database == path) exec(db.get(), "REINDEX " + quoted(u.type == "index" ? u.name : u.table), path);
+    detail::exec_or_throw(db.get(), "BEGIN IMMEDIATE", path);
+    try {
+      std::vector<index_build> builds;
+      for (const schema_use& u : uses) {
+        if (u.database != path) continue;
+        detail::exec_or_throw(db.get(), "REINDEX " + quoted(u.type == "index" ? u.name : u.table), path);
+        if (u.type == "index") builds.push_back({u.name, u.table, u.function, name, built.build_version, built.sha256});
+      }
+      record_index_builds(db.get(), builds);
+      detail::exec_or_throw(db.get(), "COMMIT", path);
+    } catch (...) {
+      sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
   }
 }
 
@@ -184,6 +202,43 @@ void container_host::remove_database(const std::string& path) {
   std::lock_guard lock(mutex_);
   auto it = databases_.find(path);
   if (it != databases_.end() && --it->second == 0) databases_.erase(it);
+}
+
+void container_host::connection_attached(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  ++attached_[name];
+}
+
+void container_host::connection_detached(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  if (auto it = attached_.find(name); it != attached_.end() && --it->second == 0) attached_.erase(it);
+}
+
+void container_host::connection_moved(const std::string& name, std::uint64_t version, const std::string& refusal) {
+  {
+    std::lock_guard lock(mutex_);
+    move_tally& t = tallies_[{name, version}];
+    if (refusal.empty()) {
+      ++t.moved;
+    } else if (t.refused++ == 0) {
+      t.first_refusal = refusal;
+    }
+  }
+  moved_.notify_all();
+}
+
+move_tally container_host::moves(const std::string& name, std::uint64_t version) {
+  std::lock_guard lock(mutex_);
+  auto it = tallies_.find({name, version});
+  return it != tallies_.end() ? it->second : move_tally{};
+}
+
+std::string move_tally::describe() const {
+  std::string out = std::to_string(moved) + " of " + std::to_string(connections) + " connections moved, " +
+                    std::to_string(refused) + " refused";
+  if (pending() != 0) out += ", " + std::to_string(pending()) + " not yet";
+  if (!first_refusal.empty()) out += " (" + first_refusal + ")";
+  return out;
 }
 
 void container_host::emit_refusal(const std::string& principal, const std::string& name, const std::string& file,

@@ -83,7 +83,7 @@ std::string describe(const std::string& name, const swap_report& r) {
   std::string out = name + ": version " + std::to_string(r.version) + " serving, version " +
                     std::to_string(r.replaced) + " draining";
   for (const schema_use& u : r.reindexed) out += "; reindexed " + u.describe();
-  return out;
+  return out + "; " + r.connections.describe();
 }
 
 void load_fn(sqlite3_context* ctx, int, sqlite3_value** argv) {
@@ -123,8 +123,10 @@ void rollback_fn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
 void list_fn(sqlite3_context* ctx, int, sqlite3_value**) {
   guarded(ctx, [&](per_connection& pc) {
     std::ostringstream out;
-    for (const container_status& s : existing_host().list()) {
+    container_host& host = existing_host();
+    for (const container_status& s : host.list()) {
       out << s.name << ": serving version " << s.serving << " (" << s.build << ") from " << s.file;
+      out << " (" << host.moves(s.name, s.serving).describe() << ")";
       if (pc.conn) out << "; this connection runs version " << pc.conn->version_of(s.name);
       if (pc.conn && !pc.conn->last_error(s.name).empty()) out << " (" << pc.conn->last_error(s.name) << ")";
       out << "; versions:";

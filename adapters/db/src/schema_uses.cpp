@@ -86,12 +86,17 @@ std::vector<schema_use> find_schema_uses(const std::string& path, const std::vec
   std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, &sqlite3_close);
   if (rc != SQLITE_OK) throw db_error(db_errc::sqlite, path + ": cannot open to check its schema: " + sqlite3_errstr(rc));
   sqlite3_busy_timeout(db.get(), 5000);
+  return find_schema_uses(db.get(), path, functions);
+}
+
+std::vector<schema_use> find_schema_uses(sqlite3* db, const std::string& path,
+                                         const std::vector<std::string>& functions) {
   sqlite3_stmt* raw_stmt = nullptr;
-  if (sqlite3_prepare_v2(db.get(),
+  if (sqlite3_prepare_v2(db,
                          "SELECT type, name, tbl_name, sql FROM sqlite_schema "
                          "WHERE type IN ('index', 'table') AND sql IS NOT NULL",
                          -1, &raw_stmt, nullptr) != SQLITE_OK)
-    throw db_error(db_errc::sqlite, path + ": cannot read its schema: " + sqlite3_errmsg(db.get()));
+    throw db_error(db_errc::sqlite, path + ": cannot read its schema: " + sqlite3_errmsg(db));
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw_stmt, &sqlite3_finalize);
   std::vector<schema_use> out;
   int step;
@@ -104,7 +109,7 @@ std::vector<schema_use> find_schema_uses(const std::string& path, const std::vec
       for (const std::string& f : functions)
         if (detail::same_sql_name(called, f)) out.push_back({path, text(0), text(1), text(2), called});
   }
-  if (step != SQLITE_DONE) throw db_error(db_errc::sqlite, path + ": reading its schema: " + sqlite3_errmsg(db.get()));
+  if (step != SQLITE_DONE) throw db_error(db_errc::sqlite, path + ": reading its schema: " + sqlite3_errmsg(db));
   return out;
 }
 

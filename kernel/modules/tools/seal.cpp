@@ -29,18 +29,18 @@ int main(int argc, char** argv) {
     }
   }
   const auto bytes = std::as_bytes(std::span(raw.data(), raw.size()));
-  hotswap::modules::elf_facts facts;
-  if (auto p = hotswap::modules::check_elf(bytes, &facts)) {
+  hotswap::modules::detail::elf_facts facts;
+  if (auto p = hotswap::modules::detail::check_elf(bytes, &facts)) {
     std::fprintf(stderr, "hotswap-seal: %s: %s\n", argv[1], p->cause.c_str());
     return 1;
   }
-  auto md = hotswap::modules::read_metadata(bytes, facts);
+  auto md = hotswap::modules::detail::read_metadata(bytes, facts);
   if (auto* p = std::get_if<hotswap::modules::load_problem>(&md)) {
     std::fprintf(stderr, "hotswap-seal: %s: %s\n", argv[1], p->cause.c_str());
     return 1;
   }
-  const std::uint64_t at = hotswap::modules::seal_offset(*facts.metadata_offset);
-  const hotswap::modules::sha256::digest d = hotswap::modules::seal_digest(bytes, at);
+  const std::uint64_t at = hotswap::modules::detail::seal_offset(*facts.metadata_offset);
+  const hotswap::modules::sha256::digest d = hotswap::modules::detail::seal_digest(bytes, at);
   std::fstream out(argv[1], std::ios::binary | std::ios::in | std::ios::out);
   out.seekp(static_cast<std::streamoff>(at));
   out.write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));

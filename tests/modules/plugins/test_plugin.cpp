@@ -14,7 +14,13 @@
 //   PLUGIN_NOTE_BUILD="x"   a metadata note that disagrees with the descriptor
 //   PLUGIN_PADDING=N        N extra bytes of read-only data (another file size)
 //   PLUGIN_USE_DEP          calls hs_dep_value() from libhs_dep.so (a DT_NEEDED dependency)
+//   PLUGIN_GLOBAL           exports its own hs_dep_value() and, in startup, re-opens itself
+//                           RTLD_GLOBAL: later lookups of that name find it first
+//   PLUGIN_THREAD_LOCAL     startup, self_test and shutdown touch a thread_local with a
+//                           destructor: the thread they ran on owes it until it exits
+#include <dlfcn.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -44,6 +50,7 @@
 #define CTOR_EXIT 2    // exit(3) in a constructor
 #define CTOR_HANG 3    // a constructor that never returns
 #define CTOR_THREAD 4  // a constructor that starts a detached thread running the plugin's code
+#define CTOR_DAEMON 5  // a constructor that starts a daemon (double fork, setsid, exec sleep)
 #define LEFTOVER_THREAD 1  // startup starts a detached thread that keeps running the plugin's code
 #define LEFTOVER_SIGNAL 2  // startup installs a SIGUSR2 handler and never removes it
 #define HANG_STARTUP 1
@@ -80,6 +87,15 @@ extern "C" std::uint64_t hotswap_test_symbol_nobody_provides(void);
 #ifdef PLUGIN_USE_DEP
 extern "C" std::uint64_t hs_dep_value(void);
 #endif
+#ifdef PLUGIN_GLOBAL
+// Not hidden: the name another module's checked dependency defines.
+extern "C" __attribute__((visibility("default"))) std::uint64_t hs_dep_value(void) { return 666; }
+void make_global() {
+  Dl_info self{};
+  if (::dladdr(reinterpret_cast<void*>(&hs_dep_value), &self) != 0 && self.dli_fname != nullptr)
+    ::dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);  // never closed: stays global
+}
+#endif
 #ifdef PLUGIN_PADDING
 [[gnu::used]] const volatile char padding[PLUGIN_PADDING] = {1};
 #endif
@@ -93,6 +109,19 @@ std::atomic<std::uint64_t> g_spins{0};
 }
 [[maybe_unused]] void on_sigusr2(int) { g_spins.fetch_add(1, std::memory_order_relaxed); }
 
+#ifdef PLUGIN_THREAD_LOCAL
+// Its destructor is the plugin's code: glibc keeps the library mapped until
+// every thread that constructed one has exited (__cxa_thread_atexit).
+struct per_thread {
+  std::uint64_t touches = 0;
+  ~per_thread() { g_spins.fetch_add(touches, std::memory_order_relaxed); }
+};
+thread_local per_thread t_per_thread;
+void touch_thread_local() { ++t_per_thread.touches; }
+#else
+void touch_thread_local() {}
+#endif
+
 #if defined(PLUGIN_CTOR)
 [[gnu::constructor]] void misbehaving_constructor() {
 #if PLUGIN_CTOR == CTOR_CRASH
@@ -103,6 +132,14 @@ std::atomic<std::uint64_t> g_spins{0};
   for (;;) ::pause();
 #elif PLUGIN_CTOR == CTOR_THREAD
   std::thread(&spin_forever).detach();
+#elif PLUGIN_CTOR == CTOR_DAEMON
+  if (const pid_t child = ::fork(); child == 0) {
+    ::setsid();
+    if (::fork() == 0) ::execl("/bin/sleep", "sleep", "30", static_cast<char*>(nullptr));
+    ::_exit(0);
+  } else if (child > 0) {
+    ::waitpid(child, nullptr, 0);
+  }
 #endif
 }
 #endif
@@ -158,9 +195,13 @@ void finish_work() {
   ::raise(SIGSEGV);
 #endif
   g_host = &host;
+  touch_thread_local();
   g_state = new plugin_state;
   g_loaded.store(true, std::memory_order_release);  // pairs with loaded()
   host.log(host.context, 1, "started");
+#ifdef PLUGIN_GLOBAL
+  make_global();
+#endif
 #if defined(PLUGIN_HANG) && PLUGIN_HANG == HANG_STARTUP
   std::this_thread::sleep_for(std::chrono::milliseconds(PLUGIN_HANG_MS));
 #endif
@@ -181,6 +222,7 @@ void finish_work() {
 [[maybe_unused]] void shutdown(void* state) noexcept {
 #endif
   auto* s = static_cast<plugin_state*>(state);
+  touch_thread_local();
 #if defined(PLUGIN_HANG) && PLUGIN_HANG == HANG_SHUTDOWN
   std::this_thread::sleep_for(std::chrono::milliseconds(PLUGIN_HANG_MS));
 #endif
@@ -232,10 +274,13 @@ static const plugin_api table = {&identify, &add, &hold_keepalive, &release_keep
 #define STR2(x) #x
 #define STR(x) STR2(x)
 
+#ifndef PLUGIN_EXTRA_FLAGS
+#define PLUGIN_EXTRA_FLAGS 0u
+#endif
 #ifdef PLUGIN_KEEP_MAPPED
-#define PLUGIN_FLAGS 0u
+#define PLUGIN_FLAGS (0u | PLUGIN_EXTRA_FLAGS)
 #else
-#define PLUGIN_FLAGS HOTSWAP_PLUGIN_UNLOAD_SAFE
+#define PLUGIN_FLAGS (HOTSWAP_PLUGIN_UNLOAD_SAFE | PLUGIN_EXTRA_FLAGS)
 #endif
 
 #if PLUGIN_FAULT == FAULT_STARTUP_ERROR || defined(PLUGIN_ABI)

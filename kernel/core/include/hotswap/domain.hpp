@@ -16,6 +16,7 @@
 //   retire(p, deleter)     run deleter(p) after a grace period, on the reclaimer
 //   barrier()              wait until every retire issued so far has run
 //   poll()                 drive reclamation by hand (reclaim_mode::manual)
+//   in_read_section()      whether the calling thread is inside a section
 //
 // Deleters run on the reclaimer, one round at a time. A deleter must not
 // throw (the process terminates with a message naming the rule); inside one,
@@ -36,8 +37,9 @@
 #include <stdexcept>
 #include <utility>
 
-#include "epoch_grace.hpp"
+#include "epoch_grace.hpp"  // the default policy, for the `domain` alias below
 #include "grace_policy.hpp"
+#include "grace_stats.hpp"
 #include "options.hpp"
 #include "retire.hpp"
 
@@ -76,9 +78,14 @@ class basic_domain {
   /// pools that lend a worker to the domain for a while). A later section
   /// registers it again. Throws inside a read section.
   void detach() {
-    if (reader* r = grace_.this_thread_reader_if_any(); r != nullptr && r->nesting() != 0)
-      throw std::logic_error("hotswap: detach() called inside a read section");
+    if (in_read_section()) throw std::logic_error("hotswap: detach() called inside a read section");
     grace_.detach_this_thread();
+  }
+
+  /// Whether the calling thread is inside a read section of this domain.
+  bool in_read_section() noexcept {
+    const reader* r = grace_.this_thread_reader_if_any();
+    return r != nullptr && r->nesting() != 0;
   }
 
   /// Whether `r` is a reader of this domain (for debug checks; a policy that
@@ -94,7 +101,7 @@ class basic_domain {
   /// Throws std::logic_error when called inside a read section of this
   /// domain on this thread: waiting for ourselves would never end.
   void synchronize() {
-    if (reader* r = grace_.this_thread_reader_if_any(); r != nullptr && r->nesting() != 0)
+    if (in_read_section())
       throw std::logic_error("hotswap: synchronize() called inside a read section of the same domain");
     grace_.synchronize();
   }
@@ -118,13 +125,16 @@ class basic_domain {
   }
 
   void barrier() {
-    if (reader* r = grace_.this_thread_reader_if_any(); r != nullptr && r->nesting() != 0)
-      throw std::logic_error("hotswap: barrier() called inside a read section of the same domain");
+    if (in_read_section()) throw std::logic_error("hotswap: barrier() called inside a read section of the same domain");
     [[maybe_unused]] const auto idle = offline_while_waiting();
     reclaimer_.barrier();
   }
 
   bool poll() { return reclaimer_.poll(); }
+
+  /// Whether a background thread reclaims (reclaim_mode::background), so that
+  /// a waiter can sleep until it does instead of driving rounds with poll().
+  bool reclaims_in_background() const noexcept { return reclaimer_.background(); }
 
   /// Objects retired whose deleters have not run yet.
   std::size_t backlog() const noexcept { return reclaimer_.backlog(); }
@@ -133,10 +143,10 @@ class basic_domain {
   reclaim_stats reclaim_statistics() const noexcept { return reclaimer_.stats(); }
   const Grace& grace() const noexcept { return grace_; }
 
- private:
-  // A policy whose online threads hold grace periods until they announce
-  // (qsbr_grace) takes the calling thread offline while it waits here for the
-  // reclaimer; other policies have nothing to do.
+  /// For a thread about to sleep until the reclaimer has done something
+  /// (barrier(), slot::wait_for_room()): a policy whose online threads hold
+  /// grace periods until they announce (qsbr_grace) takes it offline until
+  /// the returned scope ends; other policies have nothing to do.
   auto offline_while_waiting() noexcept {
     if constexpr (requires(Grace& g) { g.this_thread_offline_scope(); })
       return grace_.this_thread_offline_scope();
@@ -144,6 +154,7 @@ class basic_domain {
       return 0;
   }
 
+ private:
   Grace grace_;
   detail::reclaimer<Grace> reclaimer_;  // after grace_: destroyed first, drains into it
 };

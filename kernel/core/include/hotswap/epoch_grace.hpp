@@ -19,21 +19,21 @@
 // store instead, and the writer trusts `inactive` at once.
 //
 // The ordering pairs, named where they are used (each names its partner):
-//   A  writer: epoch fetch_add (seq_cst)        pairs with B
-//   B  reader: epoch load (acquire)             sees A: what was published first
-//   C  reader: announcement store (release)     read by D
-//   D  writer: record state load (acquire)      pairs with C, E and G
-//   E  reader: leaving store (release)          the section's reads happen before D
-//   F  seq_cst fences: the writer's after A, the fence-mode reader's after C,
+//   EG.A  writer: epoch fetch_add (seq_cst)        pairs with EG.B
+//   EG.B  reader: epoch load (acquire)             sees EG.A: what was published first
+//   EG.C  reader: announcement store (release)     read by EG.D
+//   EG.D  writer: record state load (acquire)      pairs with EG.C, EG.E and TR.G
+//   EG.E  reader: leaving store (release)          the section's reads happen before EG.D
+//   EG.F  seq_cst fences: the writer's after EG.A, the fence-mode reader's after EG.C,
 //      and the claim fence after a thread claims or links a record
 //      (detail/thread_records.hpp); any two of them form a Dekker pair
-//   G  record released: in_use store (release)  pairs with the writer's in_use load
-//   M  membarrier(): a full barrier on every running thread, paired with the
-//      reader's compiler barrier after C
-//   W1-W4  the sleeping wait, below: the writer asks a reader to wake it (W1),
-//      reads the futex word (W2); the waking reader bumps it (W3) after testing
-//      its own flag (W4)
-// The records' own list (L1/L2) is in detail/thread_records.hpp. The protocol
+//   TR.G  record released: in_use store (release)  pairs with the writer's in_use load
+//   EG.M  membarrier(): a full barrier on every running thread, paired with the
+//      reader's compiler barrier after EG.C
+//   EG.W1-EG.W4  the sleeping wait, below: the writer asks a reader to wake it (EG.W1),
+//      reads the futex word (EG.W2); the waking reader bumps it (EG.W3) after testing
+//      its own flag (EG.W4)
+// The records' own list (TR.L1/TR.L2) is in detail/thread_records.hpp. The protocol
 // is model-checked under x86-TSO in tests/model/ (spin) and under the C++
 // memory model in tests/relacy/, with mutants that weaken one step and must fail.
 //
@@ -42,19 +42,19 @@
 // (on a full machine it takes the CPU the reader needs to finish), so the
 // writer sleeps on a futex and the reader wakes it (liburcu's gp_futex shape,
 // with the flag per reader): the writer raises `wake_wanted_` in the records
-// it waits for (W1), and a reader leaving its outermost section stores its
-// state (E), then tests its own wake_wanted_ (W4) and wakes the writer if set.
+// it waits for (EG.W1), and a reader leaving its outermost section stores its
+// state (EG.E), then tests its own wake_wanted_ (EG.W4) and wakes the writer if set.
 // The common unlock stays a store plus a test of a word in its own line.
-//   No lost wake-up (E;W4 in the reader against W1;M;recheck in the writer, the
-//   Dekker shape): the writer's membarrier M runs a full fence on the reader's
-//   CPU (or the reader passes one at its next context switch). If W4 comes
-//   after that fence, W4 sees W1 and the reader wakes us; if before, so is E,
-//   and E is visible to the recheck after M returns. The futex word `wake_`
-//   is read (W2) before the recheck and bumped by the waking reader after W4,
+//   No lost wake-up (EG.E;EG.W4 in the reader against EG.W1;EG.M;recheck in the writer, the
+//   Dekker shape): the writer's membarrier EG.M runs a full fence on the reader's
+//   CPU (or the reader passes one at its next context switch). If EG.W4 comes
+//   after that fence, EG.W4 sees EG.W1 and the reader wakes us; if before, so is EG.E,
+//   and EG.E is visible to the recheck after EG.M returns. The futex word `wake_`
+//   is read (EG.W2) before the recheck and bumped by the waking reader after EG.W4,
 //   so a wake between the recheck and the sleep makes the sleep return.
 //   Before each sleep the writer raises every pending reader's flag again
-//   with an exchange, and runs M again if one was down: the reader took it to
-//   wake an earlier sleep, and a section it began during that M may carry the
+//   with an exchange, and runs EG.M again if one was down: the reader took it to
+//   wake an earlier sleep, and a section it began during that EG.M may carry the
 //   old epoch (tests/relacy, mutant trust_earlier_raise).
 //   In fence mode the reader's unlock has no fence and the writer has no
 //   membarrier: a wake can be lost, so the sleep there is bounded (the
@@ -66,39 +66,21 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <vector>
 
+#include "detail/assert_debug.hpp"
+#include "detail/atomic.hpp"
 #include "detail/fatal.hpp"
-#include "detail/futex.hpp"
-#include "detail/membarrier.hpp"
 #include "detail/schedule_point.hpp"
 #include "detail/thread_records.hpp"
+#include "grace_stats.hpp"
 #include "options.hpp"
 
 namespace hotswap {
-
-namespace detail {
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-}  // namespace detail
-
-/// Counters of one domain's grace periods. Approximate while they change.
-struct grace_stats {
-  std::uint64_t grace_periods = 0;
-  std::uint64_t membarriers = 0;
-  std::uint64_t stalls_reported = 0;
-  std::uint64_t sleeps = 0;  ///< futex sleeps of grace periods waiting for a reader to leave
-};
 
 class epoch_grace {
   // A record's state_ is one word, `epoch | fence_flag | depth`, written only
@@ -129,30 +111,30 @@ class epoch_grace {
         lock_rare(s);
         return;
       }
-      // B: acquire pairs with A (the writer's epoch bump): a reader that sees
+      // EG.B: acquire pairs with EG.A (the writer's epoch bump): a reader that sees
       // the new epoch sees every version published before it.
       const std::uint64_t e = epoch_->load(std::memory_order_acquire);
       HOTSWAP_SCHEDULE_POINT("reader: epoch loaded, not announced");
-      // C: the announcement the writer polls (D). Release, free on x86: C++20
+      // EG.C: the announcement the writer polls (EG.D). Release, free on x86: C++20
       // release sequences no longer pass through later plain stores, so a
-      // writer that stops waiting on seeing C must still synchronise with our
-      // previous unlock (E). Ordering against our later loads comes from the
+      // writer that stops waiting on seeing EG.C must still synchronise with our
+      // previous unlock (EG.E). Ordering against our later loads comes from the
       // barrier below.
       state_.store(e | 1, std::memory_order_release);
-      std::atomic_signal_fence(std::memory_order_seq_cst);  // M: compiler only; the writer's membarrier is the CPU barrier
+      detail::compiler_fence();  // EG.M: compiler only; the writer's membarrier is the CPU barrier
       HOTSWAP_SCHEDULE_POINT("reader: announced");
     }
 
     [[gnu::always_inline]] void unlock() noexcept {
       const std::uint64_t s = state_.load(std::memory_order_relaxed);
-      assert((s & depth_mask) != 0 && "hotswap: unlock() without a matching lock()");
+      HOTSWAP_ASSERT((s & depth_mask) != 0, "hotswap: unlock() without a matching lock()");
       if ((s & depth_mask) == 1) HOTSWAP_SCHEDULE_POINT("reader: leaving");
-      // E: release pairs with D: our reads of old versions happen before the
+      // EG.E: release pairs with EG.D: our reads of old versions happen before the
       // writer concludes we left, hence before reclamation. Leaving the
       // outermost section leaves `epoch | 0`: inactive.
       state_.store(s - 1, std::memory_order_release);
-      std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler only: E before W4; pairs with M
-      // W4: a writer sleeping until we leave raised this flag (W1). Read-mostly
+      detail::compiler_fence();  // compiler only: EG.E before EG.W4; pairs with EG.M
+      // EG.W4: a writer sleeping until we leave raised this flag (EG.W1). Read-mostly
       // and in our own line: a load and a test on the common path.
       if (wake_wanted_.load(std::memory_order_relaxed) != 0) [[unlikely]] wake_writer(s - 1);
     }
@@ -173,23 +155,24 @@ class epoch_grace {
         // The depth must never carry into the fence flag: the section would
         // read as inactive and a version in use could be reclaimed.
         if ((s & depth_mask) == max_nesting) [[unlikely]] detail::nesting_overflow();
-        state_.store(s + 1, std::memory_order_release);  // nested: same epoch, one level deeper; C
+        state_.store(s + 1, std::memory_order_release);  // nested: same epoch, one level deeper; EG.C
         return;
       }
-      // The outermost section of a fence-mode record: B and C as in lock(),
+      // The outermost section of a fence-mode record: EG.B and EG.C as in lock(),
       // then a full fence instead of membarrier.
       const std::uint64_t e = epoch_->load(std::memory_order_acquire);
       HOTSWAP_SCHEDULE_POINT("reader: epoch loaded, not announced");
-      state_.store(e | fence_flag | 1, std::memory_order_release);  // C, as in lock()
-      std::atomic_thread_fence(std::memory_order_seq_cst);  // F: pairs with the writer's F after A
+      state_.store(e | fence_flag | 1, std::memory_order_release);  // EG.C, as in lock()
+      if (!detail::weakened(detail::mutant::no_reader_fence))
+        detail::thread_fence(std::memory_order_seq_cst);  // EG.F: pairs with the writer's EG.F after EG.A
       HOTSWAP_SCHEDULE_POINT("reader: announced");
     }
 
     // Out of line: runs once per grace period that slept on this reader.
     [[gnu::noinline]] void wake_writer(std::uint64_t left) noexcept {
       if ((left & depth_mask) != 0) return;  // a nested unlock: the writer waits for the outermost one
-      wake_wanted_.store(0, std::memory_order_relaxed);  // until a writer asks again (W1)
-      // W3: release pairs with W2: a writer that reads this bump sees E.
+      wake_wanted_.store(0, std::memory_order_relaxed);  // until a writer asks again (EG.W1)
+      // EG.W3: release pairs with EG.W2: a writer that reads this bump sees EG.E.
       wake_->fetch_add(1, std::memory_order_release);
       detail::futex_wake_all(*wake_);
     }
@@ -200,17 +183,17 @@ class epoch_grace {
       state_.store(fence_on_lock_ ? fence_flag : 0, std::memory_order_relaxed);  // epoch 0: inactive
     }
     void on_release() noexcept {
-      state_.store(0, std::memory_order_release);  // E: the last section's reads happen before D
+      state_.store(0, std::memory_order_release);  // EG.E: the last section's reads happen before EG.D
     }
 
-    std::atomic<std::uint64_t> state_{0};  // epoch | fence_flag | depth; 0 = never entered
-    // Raised by a writer about to sleep until this reader leaves (W1); cleared
+    detail::atomic<std::uint64_t> state_{0};  // epoch | fence_flag | depth; 0 = never entered
+    // Raised by a writer about to sleep until this reader leaves (EG.W1); cleared
     // by the reader when it wakes that writer. The only field writers store to.
-    std::atomic<std::uint32_t> wake_wanted_{0};
+    detail::atomic<std::uint32_t> wake_wanted_{0};
     bool fence_on_lock_ = false;           // fixed at claim; read only by on_claim()
-    const std::atomic<std::uint64_t>* epoch_ = nullptr;
-    std::atomic<std::uint32_t>* wake_ = nullptr;  // the domain's futex word
-    std::atomic<pid_t> tid_{0};
+    const detail::atomic<std::uint64_t>* epoch_ = nullptr;
+    detail::atomic<std::uint32_t>* wake_ = nullptr;  // the domain's futex word
+    detail::atomic<pid_t> tid_{0};
   };
 
   explicit epoch_grace(const domain_options& opt)
@@ -245,28 +228,28 @@ class epoch_grace {
 
   /// Waits until every read section that began before the call has ended.
   void synchronize() {
-    // A: pairs with B. Every publish sequenced before this call happens before
-    // any section that observes `target`. seq_cst: a member of the F order.
+    // EG.A: pairs with EG.B. Every publish sequenced before this call happens before
+    // any section that observes `target`. seq_cst: a member of the EG.F order.
     HOTSWAP_SCHEDULE_POINT("writer: before epoch bump");
     const std::uint64_t target = epoch_.fetch_add(epoch_step, std::memory_order_seq_cst) + epoch_step;
     HOTSWAP_SCHEDULE_POINT("writer: epoch bumped");
-    // F: pairs with the fence-mode reader's F after C and with the claim F
-    // (Dekker): either we see its announcement or claim, or it sees A.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // EG.F: pairs with the fence-mode reader's EG.F after EG.C and with the claim EG.F
+    // (Dekker): either we see its announcement or claim, or it sees EG.A.
+    detail::thread_fence(std::memory_order_seq_cst);
     grace_periods_.fetch_add(1, std::memory_order_relaxed);
 
     std::vector<reader*> pending;
     readers_.for_each([&](reader& r) {
       // A free record has no section, and a thread claiming it afterwards
-      // sees `target` (F: claim() fences after its CAS; we fenced after A).
-      // G: acquire pairs with the release in record_list::release(): sections
+      // sees `target` (EG.F: claim() fences after its CAS; we fenced after EG.A).
+      // TR.G: acquire pairs with the release in record_list::release(): sections
       // of the thread that gave it back happened before.
       if (!r.in_use.load(std::memory_order_acquire)) return;
       if (!done_without_barrier(r, target)) pending.push_back(&r);
     });
     if (pending.empty()) return;
 
-    const auto start = std::chrono::steady_clock::now();
+    const auto start = detail::clock::now();
     bool barrier_done = fence_on_lock_;  // in fence mode `inactive` is trusted at once
     bool stall_reported = false;
     unsigned polls_after_barrier = 0;
@@ -274,16 +257,17 @@ class epoch_grace {
       erase_done(pending, target, barrier_done);
       if (pending.empty()) return;
       HOTSWAP_SCHEDULE_POINT("writer: readers pending");
-      const auto waited = std::chrono::steady_clock::now() - start;
+      const auto waited = detail::clock::now() - start;
       if (!barrier_done && waited >= options_.membarrier_after) {
-        // W1 for the readers that look inside an old section: M below then
+        // EG.W1 for the readers that look inside an old section: EG.M below then
         // also covers the Dekker argument for them (see the top).
-        for (reader* r : pending)
-          if ((state_of(*r) & depth_mask) != 0) ask_to_wake(*r);
-        // M: every reader's lock-time store (C) is now visible, and every
-        // later section loads the epoch after A.
-        detail::membarrier_all();
+        const bool flag_late = detail::weakened(detail::mutant::flag_after_membarrier);
+        if (!flag_late) ask_inside_to_wake(pending);
+        // EG.M: every reader's lock-time store (EG.C) is now visible, and every
+        // later section loads the epoch after EG.A.
+        if (!detail::weakened(detail::mutant::no_membarrier)) detail::membarrier_all();
         membarriers_.fetch_add(1, std::memory_order_relaxed);
+        if (flag_late) ask_inside_to_wake(pending);
         barrier_done = true;
         continue;
       }
@@ -295,11 +279,11 @@ class epoch_grace {
       // within one section. Then sleep rather than spin or yield: a reader
       // preempted inside needs the CPU we would take (on a loaded machine one
       // yield costs milliseconds).
-      if (!barrier_done && round < 64) {
+      if (!barrier_done && round < detail::spin_polls) {
         detail::cpu_relax();
       } else if (!barrier_done) {
         sleep_until_woken(pending, target, false, options_.membarrier_after - waited);
-      } else if (polls_after_barrier < 64) {
+      } else if (polls_after_barrier < detail::spin_polls) {
         ++polls_after_barrier;
         detail::cpu_relax();
       } else {
@@ -317,9 +301,9 @@ class epoch_grace {
   }
 
  private:
-  /// W1: asks r to wake us when it leaves its outermost section. Returns
+  /// EG.W1: asks r to wake us when it leaves its outermost section. Returns
   /// whether the flag was down: a raise the reader may not see until a barrier
-  /// of ours (M, or the fence in fence mode) has run, so one must follow before
+  /// of ours (EG.M, or the fence in fence mode) has run, so one must follow before
   /// the re-check. An exchange rather than a store: it reads the newest value
   /// of the flag, so an answer of "up" proves the reader has not consumed an
   /// earlier raise, which an earlier barrier already covers. (A flag the
@@ -329,40 +313,48 @@ class epoch_grace {
   /// Relaxed: the barrier that follows orders it before our re-check.
   static bool ask_to_wake(reader& r) noexcept { return r.wake_wanted_.exchange(1, std::memory_order_relaxed) == 0; }
 
+  /// EG.W1 for the pending readers that look inside an old section.
+  static void ask_inside_to_wake(const std::vector<reader*>& pending) noexcept {
+    for (reader* r : pending)
+      if ((state_of(*r) & depth_mask) != 0) ask_to_wake(*r);
+  }
+
   /// Sleeps until a pending reader leaves its outermost section, or for at
   /// most `limit`: the stall report; in fence mode 50 us, as a lost wake is
-  /// possible there; before the barrier the time left until it (M then
+  /// possible there; before the barrier the time left until it (EG.M then
   /// covers the flags raised here, and until then a lost wake costs at most
   /// the rest of membarrier_after). The caller re-checks the records either way.
   void sleep_until_woken(std::vector<reader*>& pending, std::uint64_t target, bool barrier_done,
                          std::chrono::nanoseconds limit) {
-    // W2: acquire pairs with W3: a wake counted here happened after its E.
-    const std::uint32_t seq = wake_.load(std::memory_order_acquire);
+    // EG.W2: acquire pairs with EG.W3: a wake counted here happened after its EG.E.
+    const bool late_read = detail::weakened(detail::mutant::late_futex_read);
+    std::uint32_t seq = late_read ? 0 : wake_.load(std::memory_order_acquire);
     bool fresh = false, asked = barrier_done;
     for (reader* r : pending) {
       if (barrier_done) {
-        fresh |= ask_to_wake(*r);
+        if (!detail::weakened(detail::mutant::trust_earlier_raise)) fresh |= ask_to_wake(*r);
       } else if ((state_of(*r) & depth_mask) != 0) {
-        ask_to_wake(*r);  // W1 for the readers that look inside; not covered until M
+        ask_to_wake(*r);  // EG.W1 for the readers that look inside; not covered until EG.M
         asked = true;
       }
     }
     if (!asked) {
       // Only idle-looking readers: none would wake us, and a timed sleep
-      // costs the timer slack (50 us by default). Poll on until M.
+      // costs the timer slack (50 us by default). Poll on until EG.M.
       detail::cpu_relax();
       return;
     }
     if (fresh) {
       if (fence_on_lock_) {
-        std::atomic_thread_fence(std::memory_order_seq_cst);  // a seq_cst fence (the F order): W1 before the recheck (readers have no partner)
+        detail::thread_fence(std::memory_order_seq_cst);  // a seq_cst fence (the EG.F order): EG.W1 before the recheck (readers have no partner)
       } else {
-        detail::membarrier_all();  // M, as in synchronize(): W1 before every reader's W4, or its E before the recheck
+        detail::membarrier_all();  // EG.M, as in synchronize(): EG.W1 before every reader's EG.W4, or its EG.E before the recheck
         membarriers_.fetch_add(1, std::memory_order_relaxed);
       }
     }
     erase_done(pending, target, barrier_done);
     if (pending.empty()) return;
+    if (late_read) seq = wake_.load(std::memory_order_acquire);
     HOTSWAP_SCHEDULE_POINT("writer: about to sleep");
     if (fence_on_lock_) limit = std::min<std::chrono::nanoseconds>(limit, std::chrono::microseconds(50));
     detail::futex_wait(wake_, seq, std::max<std::chrono::nanoseconds>(limit, std::chrono::microseconds(1)));
@@ -375,7 +367,7 @@ class epoch_grace {
     });
   }
 
-  // D: acquire pairs with C and E (C after M, or F in fence mode).
+  // EG.D: acquire pairs with EG.C and EG.E (EG.C after EG.M, or EG.F in fence mode).
   static std::uint64_t state_of(const reader& r) noexcept { return r.state_.load(std::memory_order_acquire); }
 
   static bool done_without_barrier(const reader& r, std::uint64_t target) noexcept {
@@ -406,13 +398,13 @@ class epoch_grace {
 
   domain_options options_;
   bool fence_on_lock_;
-  alignas(64) std::atomic<std::uint64_t> epoch_{first_epoch};  // written only by grace periods
+  alignas(64) detail::atomic<std::uint64_t> epoch_{first_epoch};  // written only by grace periods
   alignas(64) detail::thread_readers<reader> readers_;
-  std::atomic<std::uint64_t> grace_periods_{0};
-  std::atomic<std::uint64_t> membarriers_{0};
-  std::atomic<std::uint64_t> stalls_{0};
-  std::atomic<std::uint64_t> sleeps_{0};
-  alignas(64) std::atomic<std::uint32_t> wake_{0};  // futex word: bumped by each waking reader (W3)
+  detail::atomic<std::uint64_t> grace_periods_{0};
+  detail::atomic<std::uint64_t> membarriers_{0};
+  detail::atomic<std::uint64_t> stalls_{0};
+  detail::atomic<std::uint64_t> sleeps_{0};
+  alignas(64) detail::atomic<std::uint32_t> wake_{0};  // futex word: bumped by each waking reader (EG.W3)
 };
 
 }  // namespace hotswap

@@ -27,15 +27,18 @@ using domain = basic_domain<epoch_grace>;
 class qsbr_grace;              // qsbr_grace.hpp: free read sections, threads announce quiescent()
 using qsbr_domain = basic_domain<qsbr_grace>;
 struct retired_node;           // intrusive retire node (retire.hpp)
-struct grace_stats;
+struct grace_stats;            // grace_stats.hpp: a policy's counters
 struct reclaim_stats;
 
 // slot.hpp / pin.hpp / version.hpp: swappable versions
-template <class T, class Domain> class slot;  // call, read, pin, publish, compare_and_publish
+template <class T, class Domain> class slot;  // call, read, pin, publish, publish_until, wait_for_room, compare_and_publish
 template <class T, class Domain> class pin;   // one version kept alive across calls
 struct version_info;           // number, label, creation time
 struct version_status;         // live version with serving flag and pin count
 struct publish_result;         // status + version number
 enum class publish_status;     // published | backpressure | conflict
+
+// unique_fd.hpp: a file descriptor that closes itself (also the layers' above)
+class unique_fd;
 
 }  // namespace hotswap

@@ -80,7 +80,8 @@ enum class call_policy { per_call, pinned };
 struct slot_options {
   /// Cap on versions that were replaced but are not destroyed yet (waiting for
   /// a grace period or for their pins). Past it, publish() answers
-  /// publish_status::backpressure instead of growing memory without bound.
+  /// publish_status::backpressure instead of growing memory without bound
+  /// (publish_until() waits for room instead, up to a deadline).
   /// Raise it for workloads with many long-lived pins on old versions. At
   /// least 1: a slot constructed with 0 throws std::invalid_argument.
   std::size_t max_draining = 16;

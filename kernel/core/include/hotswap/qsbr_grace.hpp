@@ -8,17 +8,17 @@
 // shared word, no fence. Around a blocking call a thread goes offline()
 // (`qsbr_grace::offline_scope`), so that its sleep does not hold reclamation.
 //
-// A writer bumps the epoch (A) and waits until every online record shows it.
-// quiescent() loads the epoch with acquire (B: pairs with A, so the thread
-// sees what was published before) and stores it with release (Q: pairs with
-// the writer's acquire poll D, so the thread's earlier reads of old versions
+// A writer bumps the epoch (QS.A) and waits until every online record shows it.
+// quiescent() loads the epoch with acquire (QS.B: pairs with QS.A, so the thread
+// sees what was published before) and stores it with release (QS.Q: pairs with
+// the writer's acquire poll QS.D, so the thread's earlier reads of old versions
 // happen before reclamation). A registered thread that never announces holds
 // reclamation only: publishes go on, the stall callback names it.
 //
 // The writer sleeps on a futex when polling has not helped, woken by the
 // thread it waits for (the shape of epoch_grace, see there): it raises the
-// record's wake_wanted_ (F), fences, re-checks, sleeps; quiescent() and
-// offline() store (Q), fence, and test the flag (L). Both sides fence (Dekker),
+// record's wake_wanted_ (QS.F), fences, re-checks, sleeps; quiescent() and
+// offline() store (QS.Q), fence, and test the flag (QS.L). Both sides fence (Dekker),
 // so no wake-up is lost and no membarrier is needed: quiescent() runs once per
 // many calls, where one fence is noise.
 //
@@ -37,10 +37,12 @@
 #include <utility>
 #include <vector>
 
-#include "detail/futex.hpp"
+#include "detail/assert_debug.hpp"
+#include "detail/atomic.hpp"
 #include "detail/schedule_point.hpp"
 #include "detail/thread_records.hpp"
-#include "domain.hpp"  // basic_domain; grace_stats and detail::cpu_relax via epoch_grace.hpp
+#include "domain.hpp"  // basic_domain
+#include "grace_stats.hpp"
 #include "options.hpp"
 
 namespace hotswap {
@@ -59,10 +61,11 @@ class qsbr_grace {
     // so quiescent() calls the compiler moves cannot overtake them either.
     [[gnu::always_inline]] void lock() noexcept {
       ++nesting_;
-      std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler only
+      detail::compiler_fence();  // compiler only
     }
     [[gnu::always_inline]] void unlock() noexcept {
-      std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler only
+      detail::compiler_fence();  // compiler only
+      HOTSWAP_ASSERT(nesting_ != 0, "hotswap: unlock() without a matching lock()");
       --nesting_;
     }
     std::uint32_t nesting() const noexcept { return nesting_; }
@@ -70,7 +73,7 @@ class qsbr_grace {
     /// This thread holds no reference obtained before this point. Cheap when
     /// no grace period is waiting (two loads and a compare).
     void quiescent() noexcept {
-      const std::uint64_t e = epoch_->load(std::memory_order_acquire);  // B: pairs with A
+      const std::uint64_t e = epoch_->load(std::memory_order_acquire);  // QS.B: pairs with QS.A
       if (e == state_.load(std::memory_order_relaxed)) return;          // nothing new to announce
       announce(e);
     }
@@ -79,12 +82,12 @@ class qsbr_grace {
     void offline() noexcept { announce(offline_state); }
     /// Back from offline(): references may be taken again.
     void online() noexcept {
-      // B as in quiescent(); the fence pairs with the writer's fence after A
+      // QS.B as in quiescent(); the fence pairs with the writer's fence after QS.A
       // (Dekker): either the writer sees us online, or our later loads see
-      // what it published before A.
+      // what it published before QS.A.
       state_.store(epoch_->load(std::memory_order_acquire), std::memory_order_relaxed);
-      std::atomic_signal_fence(std::memory_order_seq_cst);
-      std::atomic_thread_fence(std::memory_order_seq_cst);
+      detail::compiler_fence();
+      if (!detail::weakened(detail::mutant::qsbr_no_online_fence)) detail::thread_fence(std::memory_order_seq_cst);
     }
     bool is_online() const noexcept { return state_.load(std::memory_order_relaxed) != offline_state; }
 
@@ -94,13 +97,14 @@ class qsbr_grace {
 
     void announce(std::uint64_t value) noexcept {
       HOTSWAP_SCHEDULE_POINT("qsbr: before announce");
-      state_.store(value, std::memory_order_release);  // Q: pairs with D
-      // Pairs with the writer's fence after F (Dekker): either it sees Q, or
+      state_.store(value, detail::weakened(detail::mutant::qsbr_announce_relaxed) ? std::memory_order_relaxed
+                                                                                 : std::memory_order_release);  // QS.Q: pairs with QS.D
+      // Pairs with the writer's fence after QS.F (Dekker): either it sees QS.Q, or
       // we see its flag below and wake it.
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (wake_wanted_.load(std::memory_order_relaxed) != 0) [[unlikely]] {  // L
+      detail::thread_fence(std::memory_order_seq_cst);
+      if (wake_wanted_.load(std::memory_order_relaxed) != 0) [[unlikely]] {  // QS.L
         wake_wanted_.store(0, std::memory_order_relaxed);
-        wake_->fetch_add(1, std::memory_order_release);  // H: pairs with G
+        wake_->fetch_add(1, std::memory_order_release);  // QS.H: pairs with QS.G
         detail::futex_wake_all(*wake_);
       }
     }
@@ -112,16 +116,19 @@ class qsbr_grace {
       online();  // a registered thread starts online, as in liburcu
     }
     // A thread giving its record back (exit, detach()) goes offline through
-    // announce(), so a grace period sleeping on it is woken (L) rather than
+    // announce(), so a grace period sleeping on it is woken (QS.L) rather than
     // left asleep until its stall limit (tests/relacy: qsbr_exit_without_wake).
-    void on_release() noexcept { announce(offline_state); }
+    void on_release() noexcept {
+      if (detail::weakened(detail::mutant::qsbr_exit_without_wake)) state_.store(offline_state, std::memory_order_release);
+      else announce(offline_state);
+    }
 
-    std::atomic<std::uint64_t> state_{offline_state};  // last announced epoch; 0 = offline
-    std::atomic<std::uint32_t> wake_wanted_{0};         // F: raised by a sleeping writer
+    detail::atomic<std::uint64_t> state_{offline_state};  // last announced epoch; 0 = offline
+    detail::atomic<std::uint32_t> wake_wanted_{0};         // QS.F: raised by a sleeping writer
     std::uint32_t nesting_ = 0;                         // owner thread only
-    const std::atomic<std::uint64_t>* epoch_ = nullptr;
-    std::atomic<std::uint32_t>* wake_ = nullptr;
-    std::atomic<pid_t> tid_{0};
+    const detail::atomic<std::uint64_t>* epoch_ = nullptr;
+    detail::atomic<std::uint32_t>* wake_ = nullptr;
+    detail::atomic<pid_t> tid_{0};
   };
 
   /// Takes the calling thread offline for a scope (a blocking call), if it is
@@ -152,6 +159,9 @@ class qsbr_grace {
   reader* this_thread_reader_if_any() noexcept { return readers_.this_thread_if_any(); }
   void detach_this_thread() noexcept { readers_.detach_this_thread(); }
 
+  /// Whether `r` is a record of this policy (the domain's debug check).
+  bool owns(const reader& r) const noexcept { return r.epoch_ == &epoch_; }
+
   /// The calling thread offline while it waits for reclamation (basic_domain
   /// uses it in barrier() and its destructor).
   offline_scope this_thread_offline_scope() noexcept { return offline_scope(this_thread_reader_if_any()); }
@@ -161,9 +171,9 @@ class qsbr_grace {
   /// checked its nesting), so it counts as quiescent.
   void synchronize() {
     const offline_scope self(this_thread_reader_if_any());
-    // A: pairs with B; then a fence that pairs with online()'s.
+    // QS.A: pairs with QS.B; then a fence that pairs with online()'s.
     const std::uint64_t target = epoch_.fetch_add(1, std::memory_order_seq_cst) + 1;
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    detail::thread_fence(std::memory_order_seq_cst);
     grace_periods_.fetch_add(1, std::memory_order_relaxed);
 
     std::vector<reader*> pending;
@@ -171,12 +181,12 @@ class qsbr_grace {
       // Acquire pairs with record_list::release(), as in epoch_grace.
       if (r.in_use.load(std::memory_order_acquire) && !done(r, target)) pending.push_back(&r);
     });
-    const auto start = std::chrono::steady_clock::now();
+    const auto start = detail::clock::now();
     bool stall_reported = false;
     for (unsigned round = 0; !pending.empty(); ++round) {
       std::erase_if(pending, [&](reader* r) { return done(*r, target); });
       if (pending.empty()) return;
-      const auto waited = std::chrono::steady_clock::now() - start;
+      const auto waited = detail::clock::now() - start;
       if (!stall_reported && waited >= options_.stall_threshold) {
         stall_reported = true;
         for (reader* r : pending) {
@@ -184,7 +194,7 @@ class qsbr_grace {
           if (options_.on_stall) options_.on_stall({r->tid_.load(std::memory_order_relaxed), waited});
         }
       }
-      if (waited < poll_for || round < 64) {
+      if (waited < poll_for || round < detail::spin_polls) {
         // A busy thread announces within its next N calls: poll it (no
         // yield: on a loaded machine one costs milliseconds).
         detail::cpu_relax();
@@ -201,16 +211,17 @@ class qsbr_grace {
   }
 
  private:
-  // D: acquire pairs with Q (and with on_release()).
+  // QS.D: acquire pairs with QS.Q (and with on_release()).
   static bool done(const reader& r, std::uint64_t target) noexcept {
     const std::uint64_t s = r.state_.load(std::memory_order_acquire);
     return s == offline_state || s >= target;
   }
 
   void sleep_until_woken(std::vector<reader*>& pending, std::uint64_t target, std::chrono::nanoseconds limit) {
-    const std::uint32_t seq = wake_.load(std::memory_order_acquire);  // G: pairs with H
-    for (reader* r : pending) r->wake_wanted_.store(1, std::memory_order_relaxed);  // F
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // F before the re-check; pairs with announce()'s fence
+    const std::uint32_t seq = wake_.load(std::memory_order_acquire);  // QS.G: pairs with QS.H
+    for (reader* r : pending) r->wake_wanted_.store(1, std::memory_order_relaxed);  // QS.F
+    if (!detail::weakened(detail::mutant::qsbr_no_wake_fence))
+      detail::thread_fence(std::memory_order_seq_cst);  // QS.F before the re-check; pairs with announce()'s fence
     std::erase_if(pending, [&](reader* r) { return done(*r, target); });
     if (pending.empty()) return;
     detail::futex_wait(wake_, seq, std::max<std::chrono::nanoseconds>(limit, std::chrono::microseconds(1)));
@@ -218,12 +229,12 @@ class qsbr_grace {
   }
 
   domain_options options_;
-  alignas(64) std::atomic<std::uint64_t> epoch_{first_epoch};
+  alignas(64) detail::atomic<std::uint64_t> epoch_{first_epoch};
   alignas(64) detail::thread_readers<reader> readers_;
-  std::atomic<std::uint64_t> grace_periods_{0};
-  std::atomic<std::uint64_t> stalls_{0};
-  std::atomic<std::uint64_t> sleeps_{0};
-  alignas(64) std::atomic<std::uint32_t> wake_{0};  // futex word, bumped by each waking reader (H)
+  detail::atomic<std::uint64_t> grace_periods_{0};
+  detail::atomic<std::uint64_t> stalls_{0};
+  detail::atomic<std::uint64_t> sleeps_{0};
+  alignas(64) detail::atomic<std::uint32_t> wake_{0};  // futex word, bumped by each waking reader (QS.H)
 };
 
 /// A domain whose readers announce quiescent states from their own loop.

@@ -21,6 +21,7 @@
 #include <thread>
 #include <utility>
 
+#include "detail/atomic.hpp"
 #include "detail/fatal.hpp"
 #include "detail/fork_handlers.hpp"
 #include "detail/schedule_point.hpp"
@@ -51,14 +52,14 @@ class reclaimer final : fork_participant {
   reclaimer(Grace& grace, reclaim_mode mode, std::chrono::nanoseconds window)
       : grace_(grace), window_(window), background_(mode == reclaim_mode::background) {
     if (background_) thread_ = std::thread([this] { run(); });
-    fork_registry::add(*this);
+    if constexpr (!model_checked) fork_registry::add(*this);
   }
   reclaimer(const reclaimer&) = delete;
   reclaimer& operator=(const reclaimer&) = delete;
 
   /// Drains everything retired so far, then stops the background thread.
   ~reclaimer() {
-    fork_registry::remove(*this);
+    if constexpr (!model_checked) fork_registry::remove(*this);
     if (thread_.joinable()) {
       stop_.store(true, std::memory_order_relaxed);
       wake();
@@ -73,12 +74,13 @@ class reclaimer final : fork_participant {
     retired_node* head = pending_.load(std::memory_order_relaxed);
     do {
       node->next = head;
-      // R1 (acq_rel). Release pairs with R2's acquire: the node's fields (and
+      // RT.R1 (acq_rel). Release pairs with RT.R2's acquire: the node's fields (and
       // the object it guards) are complete before the reclaimer sees it.
-      // Acquire pairs with R2's release: if a round's take came first, its
+      // Acquire pairs with RT.R2's release: if a round's take came first, its
       // rounds_started_ increment happens before our caller's barrier() reads
-      // R3, so barrier() waits for a later round (no store-buffering shape).
-    } while (!pending_.compare_exchange_weak(head, node, std::memory_order_acq_rel, std::memory_order_relaxed));
+      // RT.R3, so barrier() waits for a later round (no store-buffering shape).
+    } while (!pending_.compare_exchange_weak(head, node, store_buffering() ? std::memory_order_release : std::memory_order_acq_rel,
+                                             std::memory_order_relaxed));
     if (background_ && head == nullptr) wake();
   }
 
@@ -87,7 +89,7 @@ class reclaimer final : fork_participant {
   /// deleter it does nothing and returns false (that round is still running).
   bool poll() {
     if (in_deleter()) return false;
-    if (pending_.load(std::memory_order_acquire) == nullptr) return false;  // R1's release: see round()
+    if (pending_.load(std::memory_order_acquire) == nullptr) return false;  // RT.R1's release: see round()
     drive_round();
     return true;
   }
@@ -97,13 +99,14 @@ class reclaimer final : fork_participant {
   /// it cannot finish while it waits.
   void barrier() {
     if (in_deleter()) throw std::logic_error("hotswap: barrier() called from a deleter; it would wait for itself");
-    // R3: every retire() that happened before this call either was taken by a
-    // round numbered <= seen (R1/R2 above), or will be taken by a later one,
+    // RT.R3: every retire() that happened before this call either was taken by a
+    // round numbered <= seen (RT.R1/RT.R2 above), or will be taken by a later one,
     // and rounds run one at a time, so round seen + 1 finishing covers both.
-    // Relaxed: what orders it after R2 is R1's acquire, then read-read coherence.
-    const std::uint64_t seen = rounds_started_.load(std::memory_order_relaxed);
+    // Relaxed: what orders it after RT.R2 is RT.R1's acquire, then read-read coherence.
+    const std::uint64_t seen =
+        rounds_started_.load(store_buffering() ? std::memory_order_acquire : std::memory_order_relaxed);
     if (!background_) {
-      while (rounds_done_.load(std::memory_order_acquire) <= seen) drive_round();  // R4
+      while (rounds_done_.load(std::memory_order_acquire) <= seen) drive_round();  // RT.R4
       return;
     }
     barrier_wanted_.store(true, std::memory_order_relaxed);
@@ -111,10 +114,12 @@ class reclaimer final : fork_participant {
     cut_window_short();
     std::uint64_t done = rounds_done_.load(std::memory_order_acquire);
     while (done <= seen) {
-      rounds_done_.wait(done, std::memory_order_acquire);  // R4
-      done = rounds_done_.load(std::memory_order_acquire);  // R4: the round's deleters happen before we return
+      rounds_done_.wait(done, std::memory_order_acquire);  // RT.R4
+      done = rounds_done_.load(std::memory_order_acquire);  // RT.R4: the round's deleters happen before we return
     }
   }
+
+  bool background() const noexcept { return background_; }
 
   std::size_t backlog() const noexcept {
     return static_cast<std::size_t>(retired_.load(std::memory_order_relaxed) -
@@ -169,20 +174,22 @@ class reclaimer final : fork_participant {
 
   bool in_deleter() const noexcept {
     // Relaxed: only this thread ever stores its own id here.
-    return deleting_on_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+    return deleting_on_.load(std::memory_order_relaxed) == detail::this_thread_id();
   }
 
   // One batch, one grace period. Caller holds drive_mutex_. A deleter that
   // throws terminates the process: the rest of the batch could be neither
   // run nor given back.
   void round() noexcept {
-    rounds_started_.fetch_add(1, std::memory_order_relaxed);  // ordered before R2 by R2's release
-    // R2 (acq_rel): acquire pairs with R1's release (the nodes are complete);
-    // release pairs with R1's acquire (see retire()).
-    retired_node* batch = pending_.exchange(nullptr, std::memory_order_acq_rel);
+    rounds_started_.fetch_add(1, store_buffering() ? std::memory_order_acq_rel
+                                                 : std::memory_order_relaxed);  // ordered before RT.R2 by RT.R2's release
+    // RT.R2 (acq_rel): acquire pairs with RT.R1's release (the nodes are complete);
+    // release pairs with RT.R1's acquire (see retire()).
+    retired_node* batch =
+        pending_.exchange(nullptr, store_buffering() ? std::memory_order_acquire : std::memory_order_acq_rel);
     if (batch != nullptr) synchronize_or_die();
     HOTSWAP_SCHEDULE_POINT("reclaimer: grace period over");
-    deleting_on_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    deleting_on_.store(detail::this_thread_id(), std::memory_order_relaxed);
     std::uint64_t n = 0;
     try {
       while (batch != nullptr) {
@@ -194,9 +201,9 @@ class reclaimer final : fork_participant {
     } catch (...) {
       fatal("hotswap: a deleter passed to retire() threw; deleters must not throw");
     }
-    deleting_on_.store(std::thread::id(), std::memory_order_relaxed);
+    deleting_on_.store(thread_id{}, std::memory_order_relaxed);
     reclaimed_.fetch_add(n, std::memory_order_relaxed);
-    rounds_done_.fetch_add(1, std::memory_order_release);  // R4: pairs with barrier()'s acquire loads
+    rounds_done_.fetch_add(1, std::memory_order_release);  // RT.R4: pairs with barrier()'s acquire loads
     rounds_done_.notify_all();
   }
 
@@ -238,21 +245,24 @@ class reclaimer final : fork_participant {
     }
   }
 
+  // The shape before RT.R1/RT.R2 were acq_rel (a model-checker mutant; false in every build).
+  static bool store_buffering() noexcept { return weakened(mutant::retire_store_buffering); }
+
   Grace& grace_;
   const std::chrono::nanoseconds window_;
   std::mutex window_mutex_;
   std::condition_variable window_cv_;
-  alignas(64) std::atomic<retired_node*> pending_{nullptr};
-  std::atomic<std::uint64_t> retired_{0};
-  alignas(64) std::atomic<std::uint64_t> reclaimed_{0};
-  std::atomic<std::uint64_t> rounds_started_{0};
-  std::atomic<std::uint64_t> rounds_done_{0};
-  std::atomic<std::uint32_t> wakeups_{0};
-  std::atomic<bool> barrier_wanted_{false};
-  std::atomic<bool> stop_{false};
-  std::atomic<std::thread::id> deleting_on_{};  // the thread running deleters, if any
+  alignas(64) detail::atomic<retired_node*> pending_{nullptr};
+  detail::atomic<std::uint64_t> retired_{0};
+  alignas(64) detail::atomic<std::uint64_t> reclaimed_{0};
+  detail::atomic<std::uint64_t> rounds_started_{0};
+  detail::atomic<std::uint64_t> rounds_done_{0};
+  detail::atomic<std::uint32_t> wakeups_{0};
+  detail::atomic<bool> barrier_wanted_{false};
+  detail::atomic<bool> stop_{false};
+  detail::atomic<thread_id> deleting_on_{};  // the thread running deleters, if any
   const bool background_;
-  std::mutex drive_mutex_;
+  detail::mutex drive_mutex_;
   std::thread thread_;  // last: starts after every field above is initialised
 };
 

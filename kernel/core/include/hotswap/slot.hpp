@@ -9,15 +9,19 @@
 //   hotswap::domain dom;
 //   hotswap::slot<handler> handlers(dom, handler{v1});
 //   handlers.call([&](const handler& h) { return h.handle(req); });  // per call
-//   handlers.publish(handler{v2}, "v2");                             // swap
+//   if (!handlers.publish(handler{v2}, "v2")) { /* refused: backpressure */ }
 //
 // Writers of one slot serialise on a small bookkeeping mutex (version numbers,
-// the list of live versions, the draining cap); readers never touch it, and a
-// publish never waits for a grace period.
+// the list of live versions, the draining cap); readers never touch it.
+// publish() never waits: past slot_options::max_draining replaced versions it
+// answers backpressure (publish_result is [[nodiscard]]: a refusal cannot pass
+// unnoticed). publish_until() waits for room instead, up to a deadline, and
+// wait_for_room() waits without publishing; both sleep until the reclaimer
+// destroys a replaced version, so a refused writer takes no CPU from callers.
 #pragma once
 
 #include <atomic>
-#include <cassert>
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <memory>
@@ -25,9 +29,12 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "detail/assert_debug.hpp"
+#include "detail/atomic.hpp"
 #include "detail/schedule_point.hpp"
 #include "detail/version_block.hpp"
 #include "domain.hpp"
@@ -89,7 +96,7 @@ class slot {
   // ---- read side --------------------------------------------------------
 
   read_ptr read(reader& r) const noexcept {
-    assert(domain_.owns(r) && "hotswap: a reader of another domain passed to slot::read()");
+    HOTSWAP_ASSERT(domain_.owns(r), "hotswap: a reader of another domain passed to slot::read()");
     r.lock();
     // Acquire pairs with the release in publish(): the value is fully built.
     const block* b = current_.load(std::memory_order_acquire);
@@ -101,7 +108,7 @@ class slot {
   /// f(const T&) inside one read section; returns what f returns.
   template <class F>
   decltype(auto) call(reader& r, F&& f) const {
-    assert(domain_.owns(r) && "hotswap: a reader of another domain passed to slot::call()");
+    HOTSWAP_ASSERT(domain_.owns(r), "hotswap: a reader of another domain passed to slot::call()");
     std::lock_guard section(r);  // the reader is BasicLockable
     // Acquire pairs with the release in publish().
     return std::forward<F>(f)(current_.load(std::memory_order_acquire)->value);
@@ -113,7 +120,7 @@ class slot {
 
   /// Keeps the serving version alive until the pin is dropped.
   hotswap::pin<T, Domain> pin(reader& r) const {
-    assert(domain_.owns(r) && "hotswap: a reader of another domain passed to slot::pin()");
+    HOTSWAP_ASSERT(domain_.owns(r), "hotswap: a reader of another domain passed to slot::pin()");
     std::lock_guard section(r);
     block* b = current_.load(std::memory_order_acquire);  // pairs with publish()
     HOTSWAP_SCHEDULE_POINT("pin: version loaded");
@@ -126,22 +133,69 @@ class slot {
 
   // ---- write side -------------------------------------------------------
 
-  /// Publishes `value` as the new version. On backpressure `value` is left
-  /// untouched, so nothing is lost.
-  publish_result publish(T&& value, std::string label = {}) {
+  /// Publishes `value` as the new version. Never waits. On backpressure
+  /// `value` is left untouched, so nothing is lost.
+  [[nodiscard]] publish_result publish(T&& value, std::string label = {}) {
     std::lock_guard lock(books_->mutex);
     if (auto refused = refuse_if_full()) return *refused;
     return install(make_block(std::move(label), std::move(value)));
   }
-  publish_result publish(const T& value, std::string label = {}) {
+  [[nodiscard]] publish_result publish(const T& value, std::string label = {}) {
     T copy(value);
     return publish(std::move(copy), std::move(label));
+  }
+
+  /// publish(), but at the draining cap it waits for room (wait_for_room())
+  /// until `deadline` instead of refusing at once. On backpressure `value` is
+  /// left untouched.
+  [[nodiscard]] publish_result publish_until(T&& value, std::chrono::steady_clock::time_point deadline,
+                                             std::string label = {}) {
+    for (;;) {
+      publish_result r = publish(std::move(value), label);
+      if (r.status != publish_status::backpressure || !wait_for_room(deadline)) return r;
+    }
+  }
+
+  /// Waits until publish() would not answer backpressure, or until
+  /// `deadline`; returns whether there is room. What it waits for: replaced
+  /// versions of this slot being destroyed, i.e. their grace period (every
+  /// read section older than their replacement ending) and their last pin.
+  /// With a background reclaimer it sleeps until the reclaimer destroys one
+  /// (a futex wake, no polling: a refused writer takes no CPU its callers
+  /// need); in reclaim_mode::manual nobody else may reclaim, so it drives
+  /// rounds itself (domain poll()) and sleeps between them (50 us doubling to
+  /// 1 ms). It never waits for the calling thread's own read section: called
+  /// inside one of this domain, it answers at once (a grace period would wait
+  /// for that very section). A pin the caller holds on a replaced version is
+  /// not released by waiting: expect false at the deadline.
+  bool wait_for_room(std::chrono::steady_clock::time_point deadline) {
+    const bool may_wait = !domain_.in_read_section();
+    const bool background = domain_.reclaims_in_background();
+    detail::slot_books& b = *books_;
+    for (std::chrono::microseconds pause{50};; pause = std::min(2 * pause, std::chrono::microseconds(1000))) {
+      if (b.draining.load(std::memory_order_relaxed) < options_.max_draining) return true;
+      const auto now = std::chrono::steady_clock::now();
+      if (!may_wait || now >= deadline) return false;
+      if (!background) {
+        domain_.poll();  // runs a round if one is due: versions drain
+        if (b.draining.load(std::memory_order_relaxed) < options_.max_draining) return true;
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
+        continue;
+      }
+      [[maybe_unused]] const auto idle = domain_.offline_while_waiting();  // a qsbr writer must not hold up the reclaimer
+      b.waiters.fetch_add(1, std::memory_order_seq_cst);  // SB.W1: pairs with SB.D1 (version_block.hpp)
+      const std::uint32_t seen = b.destroyed.load(std::memory_order_seq_cst);  // SB.W1: acquires the room SB.D1 released
+      if (b.draining.load(std::memory_order_relaxed) >= options_.max_draining)
+        detail::futex_wait(b.destroyed, seen,
+                           std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(10)));
+      b.waiters.fetch_sub(1, std::memory_order_relaxed);  // a hint for destroy(): a late wake costs one syscall
+    }
   }
 
   /// Publishes only if version `expected` is still the serving one, so two
   /// concurrent editors cannot silently overwrite each other. On conflict or
   /// backpressure `value` is left untouched.
-  publish_result compare_and_publish(std::uint64_t expected, T&& value, std::string label = {}) {
+  [[nodiscard]] publish_result compare_and_publish(std::uint64_t expected, T&& value, std::string label = {}) {
     std::lock_guard lock(books_->mutex);
     const std::uint64_t serving = current_.load(std::memory_order_relaxed)->info.number;
     if (serving != expected) return {publish_status::conflict, serving};
@@ -200,7 +254,7 @@ class slot {
   Domain& domain_;
   slot_options options_;
   std::shared_ptr<detail::slot_books> books_ = std::make_shared<detail::slot_books>();
-  alignas(64) std::atomic<block*> current_{nullptr};  // the only word readers load
+  alignas(64) detail::atomic<block*> current_{nullptr};  // the only word readers load
 };
 
 }  // namespace hotswap

@@ -23,7 +23,9 @@ enum class publish_status {
   conflict,
 };
 
-struct publish_result {
+/// What publish() answers. [[nodiscard]]: a refused publish must be handled
+/// (retry later, publish_until(), or report), never dropped silently.
+struct [[nodiscard]] publish_result {
   publish_status status;
   /// On success the new version's number; otherwise the serving version's.
   std::uint64_t version;

@@ -13,7 +13,14 @@
 // Durable writes go to a temporary name, are fsync'ed, renamed over the final
 // name, and the directory is fsync'ed: rename(2) is atomic, so a reader (or a
 // restart after SIGKILL or power loss) finds the old file or the new one.
+//
+// Every file written here takes the main file's mode and owner (file_access):
+// a history or error copy of a 0600 file holding a password is 0600 too. The
+// temporary name is created afresh (O_EXCL) and never followed if it is a
+// symlink, so a link planted there cannot redirect the write.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -33,6 +40,15 @@ struct history_entry {
   }
   bool operator==(const history_entry& o) const noexcept { return major == o.major && minor == o.minor; }
   std::string version() const { return std::to_string(major) + "." + std::to_string(minor); }
+};
+
+/// The permission bits and owner a written file takes: its original's.
+struct file_access {
+  mode_t mode = 0644;  ///< permission bits only
+  /// Owner and group; unset: the writer's. Setting another owner needs
+  /// privilege (CAP_CHOWN): a root server's copies keep a user's ownership.
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
 };
 
 class history_dir {
@@ -73,10 +89,11 @@ class history_dir {
 
 /// Writes `text` to `path` durably and atomically (temp, fsync, rename,
 /// directory fsync). Throws std::system_error naming the file.
-void write_durably(const std::filesystem::path& path, std::string_view text);
+void write_durably(const std::filesystem::path& path, std::string_view text, const file_access& access = {});
 
-/// Writes `text` to `path` (truncating) and fsyncs the file, not atomically.
-void write_and_sync(const std::filesystem::path& path, std::string_view text);
+/// Replaces `path` by a new file holding `text` (not atomically), with
+/// `access`, and fsyncs it. A symlink at `path` is replaced, not followed.
+void write_and_sync(const std::filesystem::path& path, std::string_view text, const file_access& access = {});
 
 /// fsync(2) of a directory, so a rename or create inside it survives a crash.
 void sync_directory(const std::filesystem::path& dir);

@@ -1,68 +1,35 @@
-// hotswap-httpd's own settings: the schema of its configuration file and the
-// typed struct a server reads on its hot path. An operator changes limits,
-// routes, the version policy or the log level by saving the file; the server
-// sees the new struct at its next request, with no restart.
+// The schema of hotswap-httpd's settings file (also the CLI's `--schema
+// httpd`). hotswap-httpd serves it through a store and applies a save while it
+// runs: the sections marked "live" take effect at once, a change anywhere else
+// is reported as needing a restart (adapters/http/README.md).
 //
-//   hotswap::config::store cfg(dom, "/etc/hotswap/httpd.toml", hotswap::config::httpd_schema());
-//   hotswap::config::typed_view<hotswap::config::httpd_settings> settings(cfg, dom, hotswap::config::httpd_settings::from);
-//   cfg.start();
-//   // per request:
-//   settings.call([&](const hotswap::config::httpd_settings& s) {
-//     if (request.size() > s.max_request_bytes) return reply_413();
-//     if (const auto* r = s.route_for(request.path)) return dispatch(r->module, request);
-//     return reply_404();
-//   });
-//
-// The file:
-//   [limits]
-//   max_connections = 1024        # concurrent connections
-//   max_request_bytes = 1048576   # header + body; larger: 413
-//   max_header_bytes = 16384      # larger: 431
-//   request_timeout_ms = 30000    # reading one request
-//   keepalive_timeout_ms = 5000   # idle keep-alive connection
-//   [routes]                      # longest matching prefix wins
-//   "/" = "app"
-//   "/api" = "api"
-//   [version]
-//   policy = "per-call"           # or "pinned": a connection keeps the version it connected to
-//   [log]
-//   level = "info"                # debug, info, warn, error
+//   [server]                       # read at start: a change needs a restart
+//   address = "127.0.0.1"
+//   port = 8080                    # 0: any free port
+//   threads = 0                    # 0: one per core
+//   plugin_dir = "/srv/plugins"    # required: the only directory modules load from
+//   [limits]                       # live
+//   max_header_bytes = 8192        # larger: 431
+//   max_body_bytes = 1048576       # larger: 413
+//   max_connections = 880          # absent: what the descriptor limit leaves
+//   [timeouts]                     # live, milliseconds
+//   idle_ms = 30000
+//   [version]                      # live
+//   policy = "per-call"            # or "pinned": a connection keeps the version it first used
+//   [[routes]]                     # live; the longest matching prefix wins
+//   prefix = "/"
+//   module = "greeting"
+//   file = "greeting-1.so"         # loads the module if no route loaded it yet
+//   policy = "pinned"              # optional: this route's own policy
+//   [admin]                        # principal and uids live, the rest at start
+//   token_file = "/etc/hotswap/admin.token"
 #pragma once
 
-#include <cstdint>
-#include <string>
-#include <string_view>
-#include <vector>
-
 #include "schema.hpp"
-#include "value.hpp"
 
 namespace hotswap::config {
 
-/// The schema of hotswap-httpd's settings file (also the CLI's `--schema httpd`).
+/// Every key of hotswap-httpd's settings file, with its default and rules.
 schema httpd_schema();
-
-struct httpd_settings {
-  enum class version_policy { per_call, pinned };
-  enum class log_level { debug, info, warn, error };
-  struct route {
-    std::string prefix;  ///< starts with '/'
-    std::string module;  ///< the module name registered with the server
-  };
-
-  std::int64_t max_connections = 1024;
-  std::int64_t max_request_bytes = 1 << 20;
-  std::int64_t max_header_bytes = 16384;
-  std::int64_t request_timeout_ms = 30000;
-  std::int64_t keepalive_timeout_ms = 5000;
-  std::vector<route> routes;  ///< longest prefix first
-  version_policy policy = version_policy::per_call;
-  log_level log = log_level::info;
-
-  /// Converts a snapshot that httpd_schema() accepted.
-  static httpd_settings from(const snapshot& s);
-  /// The route with the longest prefix of `path`, or nullptr.
-  const route* route_for(std::string_view path) const noexcept;
-};
 
 }  // namespace hotswap::config

@@ -15,9 +15,16 @@
 //   });
 //
 // Rules per key: type, required or a default, an inclusive range (integers,
-// floats, and each element of an integer list), a list of allowed strings, a
-// regular expression that the whole string must match (ECMAScript syntax),
-// and a documentation line. Validators see the whole candidate snapshot after
+// floats, and each element of an integer list; for date-times `between`, which
+// also fixes their form), a list of allowed strings, a regular expression that
+// the whole string must match (ECMAScript syntax), and a documentation line.
+//
+// Arrays other than plain lists of strings or integers are declared by their
+// elements, with [] for "any index" (value.hpp): an array of tables with
+//   cfg::schema server;  server.string("host").required();  server.integer("port").default_to(std::int64_t{80});
+//   s.table_list("servers", server);           // [[servers]] host = "a"  -> servers[0].host
+// and any other array element by its rule: s.floating("weights[]"),
+// s.integer("matrix[][]"), s.boolean("flags[]"). Validators see the whole candidate snapshot after
 // the per-key rules passed and can veto it, naming the key to blame.
 #pragma once
 
@@ -30,6 +37,7 @@
 #include <regex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "value.hpp"
@@ -57,7 +65,10 @@ struct key_rule {
   bool required = false;
   std::optional<value> default_value;
   std::optional<double> min, max;  ///< inclusive; integers, floats, integer-list elements
+  std::optional<datetime> earliest, latest;  ///< inclusive; date-times (of the bounds' form)
   std::vector<std::string> allowed;  ///< strings and string-list elements; empty: any
+  /// Old spellings of allowed strings, refused with an error naming the new one.
+  std::vector<std::pair<std::string, std::string>> renamed;
   std::string pattern_text;          ///< whole-match regex; empty: any
   std::shared_ptr<const std::regex> pattern;
   std::string doc;
@@ -81,9 +92,15 @@ class schema {
       return default_to(value{std::string(s)});
     }
     rule_builder& range(double min, double max);
+    /// Date-times: inclusive bounds in TOML's spelling ("2024-01-01",
+    /// "1979-05-27T07:32:00Z"), both of one form, which values must have too.
+    rule_builder& between(std::string_view earliest, std::string_view latest);
     rule_builder& min(double m);
     rule_builder& max(double m);
     rule_builder& one_of(std::vector<std::string> allowed);
+    /// `old_spelling` was renamed `new_spelling`: refused with an error that
+    /// names the new spelling, rather than a bare "is not one of".
+    rule_builder& renamed(std::string old_spelling, std::string new_spelling);
     rule_builder& pattern(std::string regex);
     rule_builder& doc(std::string text);
 
@@ -100,6 +117,10 @@ class schema {
   rule_builder string(std::string key) { return add(std::move(key), value_type::string, false); }
   rule_builder string_list(std::string key) { return add(std::move(key), value_type::string_list, false); }
   rule_builder integer_list(std::string key) { return add(std::move(key), value_type::integer_list, false); }
+  rule_builder date_time(std::string key) { return add(std::move(key), value_type::date_time, false); }
+  /// An array of tables at `key` whose every element follows `element`'s
+  /// rules (its keys are declared as key[].<name>; its validators do not run).
+  void table_list(const std::string& key, const schema& element);
   /// Every `key.<name> = <value of type t>`: a table whose names the operator
   /// chooses (routes, per-module settings). Names may not contain '.'.
   rule_builder map_of(std::string key, value_type t) { return add(std::move(key), t, true); }
@@ -109,9 +130,9 @@ class schema {
   void validator(validator_fn fn) { validators_.push_back(std::move(fn)); }
 
   /// The rule for a flat key: an exact key, or the map whose prefix it is under.
-  const key_rule* rule_for(std::string_view key) const noexcept;
+  const key_rule* rule_for(std::string_view key) const;
   /// Whether `prefix` names a table the schema declares keys under.
-  bool is_section(std::string_view prefix) const noexcept;
+  bool is_section(std::string_view prefix) const;
 
   const std::deque<key_rule>& rules() const noexcept { return rules_; }
   const std::vector<validator_fn>& validators() const noexcept { return validators_; }

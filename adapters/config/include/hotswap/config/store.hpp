@@ -196,7 +196,9 @@ class store {
  private:
   save_report handle_save();  // save_sequence() and on_save; writer_mutex_ held
   save_report save_sequence();
-  save_report reject(const std::optional<std::string>& text, config_error error);
+  /// Refuses a save: `kept` (the text, an over-size file's head, or nothing
+  /// for a file not read) becomes the error copy; `note` says what was left out.
+  save_report reject(std::string_view kept, config_error error, std::string_view note = {});
   publish_result publish(std::uint64_t expected, snapshot&& next, const std::string& label);
   void notify(const snapshot& now, const std::vector<change>& changes);
   void log(log_level level, const std::string& message) const;
@@ -215,6 +217,9 @@ class store {
   std::uint64_t base_minor_ = 0;     // guarded by writer_mutex_: newest history minor of serving_major_
   bool pending_ = false;             // guarded by writer_mutex_
   std::size_t last_main_hash_ = 0;   // guarded by writer_mutex_: the main file content last handled
+  // guarded by writer_mutex_: the main file's mode and owner when last
+  // opened, which every copy takes; owner-only until it was opened once.
+  file_access main_access_{0600, {}, {}};
   std::vector<std::pair<std::uint64_t, subscriber>> subscribers_;  // guarded by writer_mutex_
   std::uint64_t next_subscriber_ = 1;                              // guarded by writer_mutex_
   // The thread inside notify(), to refuse re-entry. Relaxed: only compared

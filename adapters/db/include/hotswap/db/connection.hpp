@@ -28,6 +28,21 @@
 // expires every prepared statement; until the next idle safe_point() a removed
 // function raises an SQL error and a changed one keeps its old flags.
 //
+// Indexes built by another build (index_builds.hpp). When the database
+// records that an index using one of this connection's deterministic
+// functions was built by another build of the container (another process
+// swapped and rebuilt it), the connection refuses that index until it moves
+// to that build: a statement naming the function fails to prepare ("not
+// authorized to use function: tag"; last_error() says why), and any call of it,
+// which every write to the index's table makes, fails with an SQL error naming
+// the index and both builds. The record is re-read when the schema version
+// changes, which every rebuild causes and which makes SQLite prepare
+// statements again. The adapter owns the connection's authorizer for this.
+// When a move is due (this process swapped) to the recorded build, a statement
+// naming the function prepares, and its start moves the connection first; if
+// the move fails there, the statement is interrupted (SQLITE_INTERRUPT, best
+// effort: SQLite notices between rows).
+//
 // Errors: a failing container function becomes sqlite3_result_error on its
 // statement; an exception that escapes a container is caught at the
 // trampoline. A startup that fails leaves the connection on its previous
@@ -93,6 +108,10 @@ class connection {
   sqlite3* handle() const noexcept { return db_; }
   container_host& host() const noexcept { return host_; }
 
+  /// Off: this connection uses every index whatever build the database
+  /// records for it (the host's connection that rebuilds them). Before attach().
+  void guard_indexes(bool on) noexcept { guard_indexes_ = on; }
+
   /// The connection is being closed under us (a loadable extension's
   /// destructor hook): skip unregistering, SQLite is tearing the functions down.
   void closing() noexcept { closing_ = true; }
@@ -102,6 +121,8 @@ class connection {
   struct registered_fn;
 
   static int on_trace(unsigned type, void* self, void* stmt, void* sql);
+  static int on_authorize(void* self, int action, const char* arg1, const char* arg2, const char* db,
+                          const char* trigger);
   static void scalar_trampoline(sqlite3_context* ctx, int argc, sqlite3_value** argv);
   static void step_trampoline(sqlite3_context* ctx, int argc, sqlite3_value** argv);
   static void final_trampoline(sqlite3_context* ctx);
@@ -116,6 +137,9 @@ class connection {
   bool register_fn(registered_fn& f, const hotswap_db_function* fn);
   void apply_pending();
   void unregister_all(attachment& a);
+  void refresh_guards(bool force) noexcept;
+  void move_if_allowed(sqlite3_stmt* starting, std::uint64_t generation);
+  void interrupt_if_refused();
 
   container_host& host_;
   sqlite3* db_;
@@ -123,6 +147,11 @@ class connection {
   std::atomic<move_policy> policy_;
   std::uint64_t seen_generation_ = 0;
   bool closing_ = false;
+  bool guard_indexes_ = true;
+  sqlite3* records_ = nullptr;  // read-only, for the index build records (refresh_guards)
+  unsigned seen_data_version_ = 0;
+  bool recheck_at_start_ = false;  // a refused function was let through a prepare (on_authorize)
+  std::int64_t seen_schema_version_ = -1;
   std::vector<std::unique_ptr<attachment>> attachments_;
   // Statistics: relaxed, no partner; read from other threads as a snapshot.
   std::atomic<std::uint64_t> moves_{0}, failed_startups_{0}, registrations_{0}, busy_retries_{0};

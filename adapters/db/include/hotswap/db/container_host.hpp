@@ -27,11 +27,20 @@
 // the serving version is used by an index, a generated column or a CHECK
 // constraint of a known database (one a connection attached to), unless the
 // caller asks for reindex: the host then swaps and runs REINDEX on each such
-// index and table through a connection of its own, on the new version.
+// index and table through a connection of its own, on the new version, and
+// records in the database which build each index now holds (index_builds.hpp)
+// so that connections of other processes still on another build refuse it.
+//
+// Connections move lazily (at their next statement), so a swap cannot know at
+// once whether they took the new version. Each publish keeps a tally: how many
+// connections were attached, how many moved, how many refused (their startup
+// failed); swap_options::wait_for_connections waits for it, and moves() reads
+// it later.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -46,6 +55,7 @@
 
 #include "container_api.h"
 #include "error.hpp"
+#include "index_builds.hpp"
 #include "schema_uses.hpp"
 
 namespace hotswap::db {
@@ -75,12 +85,29 @@ struct swap_options {
   std::string principal = "operator";
   /// Rebuild what the schema derived from the old version instead of refusing.
   bool reindex = false;
+  /// How long swap() waits for every attached connection to move or refuse
+  /// (connections move at their next statement). Zero: report what happened by return.
+  std::chrono::milliseconds wait_for_connections{0};
+};
+
+/// How the connections attached to a container when a version was published took it.
+struct move_tally {
+  std::uint64_t connections = 0;  ///< attached when the version was published
+  std::uint64_t moved = 0;        ///< now run it
+  std::uint64_t refused = 0;      ///< stayed on their version: its startup (or function table) failed there
+  std::string first_refusal;      ///< why the first one refused
+
+  /// Not yet at a safe point (or detached, or moved straight on to a newer version).
+  std::uint64_t pending() const noexcept { return connections > moved + refused ? connections - moved - refused : 0; }
+  /// "2 of 3 connections moved, 1 refused (...)"
+  std::string describe() const;
 };
 
 struct swap_report {
   std::uint64_t version = 0;   ///< now serving
   std::uint64_t replaced = 0;  ///< draining
   std::vector<schema_use> reindexed;
+  move_tally connections;      ///< as of return; see swap_options::wait_for_connections
 };
 
 struct container_status {
@@ -125,9 +152,16 @@ class container_host {
   domain& get_domain() noexcept { return domain_; }
   const host_options& options() const noexcept { return options_; }
 
+  /// How the connections took `version` of `name` so far (all zero if unknown or forgotten).
+  move_tally moves(const std::string& name, std::uint64_t version);
+
   /// Databases whose schema a swap checks; connections register theirs.
   void add_database(const std::string& path);
   void remove_database(const std::string& path);
+  /// Called by connections: attachments counted for each publish's tally, and each move's outcome.
+  void connection_attached(const std::string& name);
+  void connection_detached(const std::string& name);
+  void connection_moved(const std::string& name, std::uint64_t version, const std::string& refusal);
 
  private:
   swap_report publish(const std::string& name, const swap_options& options, bool rollback,
@@ -142,9 +176,12 @@ class container_host {
   domain domain_;
   modules::registry registry_;
   std::atomic<std::uint64_t> generation_{1};
-  std::mutex mutex_;                                   // the two maps below
+  std::mutex mutex_;                                   // the maps below
+  std::condition_variable moved_;                      // a tally changed
   std::map<std::string, std::filesystem::path> files_; // container -> file its serving version came from
   std::map<std::string, int> databases_;               // path -> connections using it
+  std::map<std::string, std::uint64_t> attached_;      // container -> connections attached to it
+  std::map<std::pair<std::string, std::uint64_t>, move_tally> tallies_;  // (container, version) -> tally
   std::unique_ptr<watch::watcher> watcher_;                   // last: stopped first
 };
 

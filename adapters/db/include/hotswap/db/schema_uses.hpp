@@ -16,6 +16,8 @@
 //     std::cout << u.describe() << '\n';   // "index tag_idx on t uses tag() in /srv/app.db"
 #pragma once
 
+#include <sqlite3.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +37,8 @@ struct schema_use {
 /// Calls of any of `functions` (case-insensitive) in the index and table
 /// definitions of the database at `path`, opened read-only. Throws db_error.
 std::vector<schema_use> find_schema_uses(const std::string& path, const std::vector<std::string>& functions);
+/// The same through an open connection; `path` only names the database in the results.
+std::vector<schema_use> find_schema_uses(sqlite3* db, const std::string& path, const std::vector<std::string>& functions);
 
 /// The names called in one SQL definition (the text after its first "("). Exposed for tests.
 std::vector<std::string> called_names(std::string_view sql);

@@ -17,6 +17,13 @@
  * stamps the response with that version. The response functions stay valid until complete().
  *
  * The server answers 500 if handle returns anything else, or DONE without a status.
+ *
+ * Shadow runs (a canary's phase before real traffic): an app that declares
+ * HOTSWAP_PLUGIN_SHADOW_SAFE in its plugin flags may be called with HOTSWAP_HTTP_SHADOW in
+ * request->flags. It must then answer as it would, and change nothing outside itself (no
+ * write, no send, no state another request can see): the server compares its answer with
+ * the serving version's (status, body, Content-Type) and throws it away. An app that does
+ * not declare the flag is never called so; flags stays 0 for it.
  */
 #ifndef HOTSWAP_HTTP_APP_API_H
 #define HOTSWAP_HTTP_APP_API_H
@@ -31,6 +38,9 @@ extern "C" {
 #endif
 
 enum { HOTSWAP_HTTP_DONE = 0, HOTSWAP_HTTP_PENDING = 1 };
+
+/* hotswap_http_request.flags */
+#define HOTSWAP_HTTP_SHADOW 1u /* discard side effects: the answer is compared, then dropped */
 
 typedef struct hotswap_http_header {
   const char* name;
@@ -49,6 +59,7 @@ typedef struct hotswap_http_request {
   size_t header_count;
   const char* body;
   size_t body_size;
+  uint32_t flags; /* HOTSWAP_HTTP_SHADOW or 0 (added last: apps built before it never read it) */
 } hotswap_http_request;
 
 /* The server's response under construction: call from one thread at a time. */

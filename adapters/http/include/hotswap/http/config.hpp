@@ -1,14 +1,15 @@
-// hotswap-httpd's settings: defaults, the command line and the config file.
+// hotswap-httpd's settings as the server runs with them, converted from a
+// snapshot of its TOML settings file (hotswap::config::httpd_schema(); the
+// file's layout is in adapters/http/README.md). A program that embeds the
+// server may also fill server_config itself:
 //
-// A config file holds one `key = value` per line with the long options' names
-// (without the dashes); '#' starts a comment; repeatable keys (route,
-// admin-uid) may repeat. The command line wins over the file:
+//   hotswap::http::server_config c;
+//   c.plugin_dir = "/srv/plugins";
+//   c.routes.push_back({.prefix = "/", .module = "greeting", .file = "greeting-1.so"});
+//   c.routes.push_back({.prefix = "/slow", .module = "slow", .file = "slow-1.so", .policy = hotswap::call_policy::pinned});
 //
-//   listen = 127.0.0.1:8080
-//   plugin-dir = /srv/plugins
-//   route = /=greeting:greeting-1.so
-//   route = /slow=slow:slow-1.so@pinned
-//   admin-token-file = /etc/hotswap/admin.token
+// The version policy is the kernel's hotswap::call_policy, spelled "per-call"
+// or "pinned" in the file, in admin requests and in /admin/status.
 #pragma once
 
 #include <sys/types.h>
@@ -23,26 +24,29 @@
 #include <string_view>
 #include <vector>
 
+#include <hotswap/config/value.hpp>
+#include <hotswap/options.hpp>
+
 namespace hotswap::http {
 
-/// Which version serves a request: the newest at the time the request starts,
-/// or the one its connection first used on that route (kept while it lives).
-enum class version_policy { per_request, pinned };
+using hotswap::call_policy;
 
-const char* to_string(version_policy p) noexcept;
-std::optional<version_policy> parse_policy(std::string_view text) noexcept;
+/// "per-call" or "pinned".
+const char* to_string(call_policy p) noexcept;
+/// The inverse of to_string(). Anything else is refused with `error` (if
+/// given) saying why; the server's old spelling "per-request" is named as
+/// renamed to "per-call".
+std::optional<call_policy> parse_call_policy(std::string_view text, std::string* error = nullptr);
 
-/// A path prefix served by a module. `file` loads the module at start (once per
-/// module; later routes may name the module alone).
+/// A path prefix served by a module. `file` loads the module (once per module;
+/// other routes may name the module alone).
 struct route_config {
   std::string prefix;
   std::string module;
   std::string file;
-  std::optional<version_policy> policy;  ///< empty: the server-wide policy
+  std::optional<call_policy> policy;  ///< empty: the server-wide policy
+  bool operator==(const route_config&) const = default;
 };
-
-/// "PREFIX=MODULE[:FILE][@pinned|@per-request]". Throws config_error.
-route_config parse_route(std::string_view text);
 
 struct server_config {
   std::string address = "127.0.0.1";
@@ -52,11 +56,14 @@ struct server_config {
   std::filesystem::path plugin_dir;  ///< the only directory modules load from (required)
   std::filesystem::path shadow_dir;  ///< private copies; empty: the loader's default
   std::vector<route_config> routes;
-  version_policy policy = version_policy::per_request;
+  call_policy policy = call_policy::per_call;
 
   std::size_t max_header_bytes = 8 * 1024;         ///< larger -> 431
   std::size_t max_body_bytes = 1024 * 1024;        ///< larger -> 413
-  std::size_t max_connections = 10'000;            ///< more -> 503 and close
+  /// More -> 503 and close. 0: what RLIMIT_NOFILE leaves after the descriptors
+  /// open at start and a reserve of max(64, limit / 8) for plugins, the admin
+  /// side and logs (1024 -> about 880).
+  std::size_t max_connections = 0;
   std::chrono::milliseconds idle_timeout{30'000};  ///< keep-alive wait for the next request's first byte
   std::chrono::milliseconds read_timeout{10'000};  ///< first byte -> whole header, and whole body (slowloris)
   std::chrono::milliseconds write_timeout{10'000};
@@ -72,6 +79,22 @@ struct server_config {
 
   std::filesystem::path watch_dir;  ///< swap automatically when a new build lands here
   std::size_t audit_events = 64;    ///< recent audit events kept for /admin/status
+  /// How often a running canary's verdict is taken (its reaction time to strong evidence).
+  std::chrono::milliseconds canary_tick{20};
+
+  /// Set: start by taking over the listeners and connections of the running
+  /// server that listens here (it started us: POST /admin/upgrade). From the
+  /// command line's --takeover only, never from the settings file.
+  std::filesystem::path takeover_socket;
+  /// The command line this server was started with (without --takeover): an
+  /// upgrade starts the new binary with it (`-c FILE`). Set by hotswap-httpd's main.
+  std::vector<std::string> arguments;
+  /// Upgrade (timeouts.upgrade_drain_ms): how long a connection may stay busy
+  /// before it is answered with Connection: close instead of being handed over.
+  std::chrono::milliseconds upgrade_drain{10'000};
+  /// Upgrade (timeouts.upgrade_timeout_ms): how long the new process may take
+  /// from its start to accepting.
+  std::chrono::milliseconds upgrade_timeout{60'000};
 };
 
 class config_error : public std::runtime_error {
@@ -79,23 +102,11 @@ class config_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// The usage text of hotswap-httpd.
-const char* usage() noexcept;
+/// Converts a snapshot that httpd_schema() accepted.
+server_config server_config_from(const config::snapshot& s);
 
-/// What the command line asked for: a config, or just the help text.
-struct command_line {
-  server_config config;
-  bool help = false;
-};
-
-/// Parses argv (config file first, then the other options over it). Throws
-/// config_error naming the option or file and line.
-command_line parse_command_line(int argc, const char* const* argv);
-
-/// Applies one `key`/`value` setting. Throws config_error.
-void apply_setting(server_config& c, std::string_view key, std::string_view value);
-
-/// Reads a config file into `c`. Throws config_error naming the file and line.
-void load_config_file(server_config& c, const std::filesystem::path& file);
+/// The settings that differ between `running` and `next` and are read only at
+/// start, by their key in the settings file ("server.port", ...).
+std::vector<std::string> restart_needed(const server_config& running, const server_config& next);
 
 }  // namespace hotswap::http

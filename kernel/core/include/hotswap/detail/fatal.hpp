@@ -16,6 +16,13 @@ namespace hotswap::detail {
   std::terminate();
 }
 
+/// A failed HOTSWAP_ASSERT (assert_debug.hpp): the rule, then where.
+[[noreturn, gnu::cold, gnu::noinline]] inline void contract_broken(const char* rule, const char* file,
+                                                                   int line) noexcept {
+  std::fprintf(stderr, "%s (%s:%d)\n", rule, file, line);
+  std::terminate();
+}
+
 [[noreturn, gnu::cold, gnu::noinline]] inline void nesting_overflow() noexcept {
   fatal("hotswap: read sections nested 32767 deep on one thread; one more would wrap the depth counter "
         "and drop protection");

@@ -29,6 +29,7 @@
 #define HOTSWAP_HAVE_RSEQ 0
 #endif
 
+#include "atomic.hpp"
 #include "schedule_point.hpp"
 
 namespace hotswap::detail {
@@ -53,6 +54,8 @@ inline int current_cpu() noexcept {
 /// hint: release() uses the shard acquire returned, so migrating is harmless.
 inline unsigned this_thread_shard_hint() noexcept {
   if (const int cpu = current_cpu(); cpu >= 0) return static_cast<unsigned>(cpu);
+  // A plain std::atomic: a hint shared by all threads, ordering nothing (and
+  // never reached under the model checker, where rseq supplies the CPU).
   static std::atomic<unsigned> next{0};
   thread_local const unsigned hint = next.fetch_add(1, std::memory_order_relaxed);
   return hint;
@@ -69,7 +72,7 @@ class pin_counter {
   static constexpr std::uint64_t parked = std::uint64_t{1} << 63;
   static constexpr std::int64_t bias = std::int64_t{1} << 62;
   struct alignas(64) shard {
-    std::atomic<std::uint64_t> count{0};
+    atomic<std::uint64_t> count{0};
   };
 
  public:
@@ -80,7 +83,7 @@ class pin_counter {
   unsigned acquire_fresh() noexcept {
     const unsigned s = this_thread_shard_hint() & mask_;
     // Relaxed: park() runs after a grace period that waits for our read
-    // section (epoch_grace.hpp, E/D), which orders this increment before P2.
+    // section (epoch_grace.hpp, EG.E/EG.D), which orders this increment before PC.P2.
     shards_[s].count.fetch_add(1, std::memory_order_relaxed);
     return s;
   }
@@ -90,10 +93,14 @@ class pin_counter {
     std::uint64_t cur = shards_[s].count.load(std::memory_order_relaxed);
     while ((cur & parked) == 0)
       if (shards_[s].count.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed)) return;
-    // P3: we read the marker P2 wrote; this fence makes that read synchronise
-    // with P2, so park()'s bias store happens before our central update (it
-    // cannot land before the store and be overwritten).
-    std::atomic_thread_fence(std::memory_order_acquire);
+    // PC.P3: we read the marker PC.P2 wrote; this fence makes that read synchronise
+    // with PC.P2, so park()'s bias store happens before our central update (it
+    // cannot land before the store and be overwritten). No checker run here
+    // shows this lost update: it needs a modification order of central_ that
+    // disagrees with execution order, which Relacy never produces and the TSO
+    // model and the explorer cannot; an axiomatic C11 checker (herd7, GenMC)
+    // could. The argument above is the check.
+    thread_fence(std::memory_order_acquire);
     central_.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -103,30 +110,30 @@ class pin_counter {
     std::uint64_t cur = shards_[s].count.load(std::memory_order_relaxed);
     HOTSWAP_SCHEDULE_POINT("pin: releasing");
     while ((cur & parked) == 0)
-      // P1: release pairs with P2's acquire: our reads of the version happen
+      // PC.P1: release pairs with PC.P2's acquire: our reads of the version happen
       // before park() and so before the version is destroyed.
-      if (shards_[s].count.compare_exchange_weak(cur, cur - 1, std::memory_order_release, std::memory_order_relaxed))
+      if (shards_[s].count.compare_exchange_weak(cur, cur - 1, p1_order(), std::memory_order_relaxed))
         return false;
-    std::atomic_thread_fence(std::memory_order_acquire);  // P3, as in acquire_copy()
-    // P4 (acq_rel): release our reads; acquire every earlier P4 and park()'s
-    // final P4 if we are the one that reaches zero.
+    thread_fence(std::memory_order_acquire);  // PC.P3, as in acquire_copy()
+    // PC.P4 (acq_rel): release our reads; acquire every earlier PC.P4 and park()'s
+    // final PC.P4 if we are the one that reaches zero.
     return central_.fetch_sub(1, std::memory_order_acq_rel) == 1;
   }
 
   /// Reclaimer only, once, after the version's grace period. Returns true if
   /// no pin is left (the caller destroys); otherwise the last release() will.
   bool park() noexcept {
-    central_.store(bias, std::memory_order_relaxed);  // published to P3 by P2's release
+    central_.store(bias, std::memory_order_relaxed);  // published to PC.P3 by PC.P2's release
     for (std::size_t i = 0; i <= mask_; ++i) {
       HOTSWAP_SCHEDULE_POINT("reclaimer: parking a shard");
-      // P2 (acq_rel): acquire pairs with P1 (releases on this shard happened
-      // before); release pairs with P3 (the bias is in place for anyone who
+      // PC.P2 (acq_rel): acquire pairs with PC.P1 (releases on this shard happened
+      // before); release pairs with PC.P3 (the bias is in place for anyone who
       // sees the marker).
       const std::uint64_t moved = shards_[i].count.exchange(parked, std::memory_order_acq_rel);
       HOTSWAP_SCHEDULE_POINT("reclaimer: shard parked, its count not moved yet");
       central_.fetch_add(static_cast<std::int64_t>(moved), std::memory_order_relaxed);
     }
-    return central_.fetch_sub(bias, std::memory_order_acq_rel) == bias;  // P4
+    return central_.fetch_sub(bias, std::memory_order_acq_rel) == bias;  // PC.P4
   }
 
   /// Pins held now (a snapshot, for status pages).
@@ -150,9 +157,14 @@ class pin_counter {
   }
 
  private:
+  static std::memory_order p1_order() noexcept {
+    // The model checker's mutant pin_release_relaxed; release in every build.
+    return weakened(mutant::pin_release_relaxed) ? std::memory_order_relaxed : std::memory_order_release;
+  }
+
   std::unique_ptr<shard[]> shards_;
   std::size_t mask_;
-  alignas(64) std::atomic<std::int64_t> central_{0};
+  alignas(64) atomic<std::int64_t> central_{0};
 };
 
 }  // namespace hotswap::detail

@@ -21,19 +21,19 @@
 // C++ runtime runs in the same exit sequence. It is never used destroyed.
 #pragma once
 
-#include <cxxabi.h>
-
 #include <atomic>
 #include <memory>
 #include <new>
 #include <utility>
 #include <vector>
 
+#include "atomic.hpp"
+
 namespace hotswap::detail {
 
 /// The part of a record the list itself needs. Record types derive from it.
 struct record_links {
-  std::atomic<bool> in_use{false};
+  atomic<bool> in_use{false};
   record_links* next = nullptr;  // immutable once the record is linked
 };
 
@@ -44,10 +44,7 @@ struct hot_entry {
   const void* key = nullptr;
   void* record = nullptr;
 };
-inline hot_entry& this_thread_hot() noexcept {
-  constinit thread_local hot_entry hot;
-  return hot;
-}
+inline hot_entry& this_thread_hot() noexcept { return this_thread_value<hot_entry>(); }
 
 class thread_cache {
  public:
@@ -108,13 +105,6 @@ class thread_cache {
   std::vector<entry> entries_;
 };
 
-/// An address inside the shared object (or executable) that includes this
-/// header: hidden, so every object has its own. It names that object to
-/// __cxa_thread_atexit, as __dso_handle does for compiler-generated handlers
-/// (declaring __dso_handle here would clash with the declaration g++ makes
-/// implicitly for a translation unit's static destructors).
-[[gnu::visibility("hidden")]] inline char this_object_marker = 0;
-
 /// Where this thread's cache lives: raw storage, so that it can be rebuilt
 /// after its exit handler destroyed it (see the top of this file).
 struct thread_cache_storage {
@@ -129,15 +119,13 @@ struct thread_cache_storage {
 };
 
 inline thread_cache& this_thread_cache() noexcept {
-  constinit thread_local thread_cache_storage storage;
+  thread_cache_storage& storage = this_thread_value<thread_cache_storage>();
   auto* cache = reinterpret_cast<thread_cache*>(storage.bytes);
   if (!storage.live) [[unlikely]] {
     std::construct_at(cache);
     storage.live = true;
-    // The handler compiler-generated thread_local destructors use; it may be
-    // registered again while earlier handlers run, and keeps this shared
-    // object loaded until it has run.
-    __cxxabiv1::__cxa_thread_atexit(&thread_cache_storage::destroy, &storage, &this_object_marker);
+    // The handler compiler-generated thread_local destructors use.
+    at_thread_exit(&thread_cache_storage::destroy, &storage);
   }
   return *std::launder(cache);
 }
@@ -195,9 +183,9 @@ class record_list : public std::enable_shared_from_this<record_list<Record>> {
   /// linked after the walk started may be missed (see the grace period).
   template <class F>
   void for_each(F&& f) const {
-    // L2: acquire pairs with L1 (a record's fields are initialised before it
+    // TR.L2: acquire pairs with TR.L1 (a record's fields are initialised before it
     // becomes reachable); seq_cst so that a grace period that misses a record
-    // being linked is ordered before that record's claim fence F.
+    // being linked is ordered before that record's claim fence EG.F.
     for (record_links* r = head_.load(std::memory_order_seq_cst); r != nullptr; r = r->next)
       f(*static_cast<Record*>(r));
   }
@@ -210,24 +198,24 @@ class record_list : public std::enable_shared_from_this<record_list<Record>> {
     Record* rec = claim_free();
     if (rec == nullptr) {
       rec = new Record();
-      rec->in_use.store(true, std::memory_order_relaxed);  // not reachable yet; L1 publishes it
+      rec->in_use.store(true, std::memory_order_relaxed);  // not reachable yet; TR.L1 publishes it
       link(rec);
     }
-    // F (claim side): pairs with the writer's fence after the epoch bump (F
-    // in epoch_grace.hpp). A grace period that read this record as free (G)
-    // or did not find it in the list (L2) is earlier than this fence in the
-    // seq_cst order, so our first section's epoch load (B) sees its bump:
+    // EG.F (claim side): pairs with the writer's fence after the epoch bump (EG.F
+    // in epoch_grace.hpp). A grace period that read this record as free (TR.G)
+    // or did not find it in the list (TR.L2) is earlier than this fence in the
+    // seq_cst order, so our first section's epoch load (EG.B) sees its bump:
     // that section cannot hold anything the grace period protects. The seq_cst
-    // CAS of link() alone is not enough: B is an acquire load, outside the
+    // CAS of link() alone is not enough: EG.B is an acquire load, outside the
     // seq_cst order, and may read a stale epoch without this fence.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!weakened(mutant::no_claim_fence)) thread_fence(std::memory_order_seq_cst);
     return *rec;
   }
 
   Record* claim_free() noexcept {
-    for (record_links* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {  // L2's acquire
+    for (record_links* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {  // TR.L2's acquire
       bool expected = false;
-      // Acquire pairs with G (release()): the previous owner is done.
+      // Acquire pairs with TR.G (release()): the previous owner is done.
       if (!r->in_use.load(std::memory_order_relaxed) &&
           r->in_use.compare_exchange_strong(expected, true, std::memory_order_acquire))
         return static_cast<Record*>(r);
@@ -239,9 +227,9 @@ class record_list : public std::enable_shared_from_this<record_list<Record>> {
     record_links* head = head_.load(std::memory_order_relaxed);
     do {
       rec->next = head;
-      // L1: release pairs with L2 (the record's fields are initialised before
-      // it is reachable); seq_cst so that F (in claim()) orders it against a
-      // grace period's L2.
+      // TR.L1: release pairs with TR.L2 (the record's fields are initialised before
+      // it is reachable); seq_cst so that EG.F (in claim()) orders it against a
+      // grace period's TR.L2.
     } while (!head_.compare_exchange_weak(head, rec, std::memory_order_seq_cst,
                                           std::memory_order_relaxed));
   }
@@ -249,14 +237,14 @@ class record_list : public std::enable_shared_from_this<record_list<Record>> {
   static void release(void* record) noexcept {
     auto* rec = static_cast<Record*>(record);
     rec->on_release();
-    // G: release pairs with the acquire CAS in claim_free() and with the
+    // TR.G: release pairs with the acquire CAS in claim_free() and with the
     // grace period's acquire load of in_use: the sections of this thread
     // happen before a later owner's and before a grace period that skips it.
     rec->in_use.store(false, std::memory_order_release);
   }
 
-  std::atomic<record_links*> head_{nullptr};
-  std::atomic<bool> closed_{false};
+  atomic<record_links*> head_{nullptr};
+  atomic<bool> closed_{false};
 };
 
 /// What a grace policy holds: the domain's records, closed when the policy

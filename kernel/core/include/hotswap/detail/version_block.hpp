@@ -16,6 +16,7 @@
 
 #include "../retire.hpp"
 #include "../version.hpp"
+#include "atomic.hpp"
 #include "pin_counter.hpp"
 
 namespace hotswap::detail {
@@ -25,10 +26,19 @@ struct version_base;
 /// Writer-side bookkeeping of one slot, shared with its blocks so that a block
 /// can outlive its slot (pinned after the slot is gone).
 struct slot_books {
-  std::mutex mutex;                     // writers, the reclaimer and status pages
+  detail::mutex mutex;                  // writers, the reclaimer and status pages
   std::vector<version_base*> live;      // guarded by mutex
-  std::atomic<std::size_t> draining{0}; // replaced but not destroyed
+  atomic<std::size_t> draining{0}; // replaced but not destroyed
   std::uint64_t last_number = 0;        // guarded by mutex
+  // A writer waiting for room (slot::wait_for_room) sleeps on `destroyed`,
+  // bumped by every destroy() after its `draining` decrement; destroy() makes
+  // the wake syscall only while `waiters` says someone sleeps. SB.W1 (the
+  // waiter's waiters increment, then its loads) and SB.D1 (the destroyer's
+  // bump, then its waiters load) are seq_cst: a Dekker pair, so either the
+  // destroyer sees the waiter and wakes it, or the waiter sees the bump and
+  // the room, and does not sleep.
+  atomic<std::uint32_t> destroyed{0};
+  atomic<std::uint32_t> waiters{0};
 };
 
 struct version_base : retired_node {
@@ -59,12 +69,14 @@ struct version_base : retired_node {
       std::lock_guard lock(b->mutex);
       std::erase(b->live, this);
     }
-    b->draining.fetch_sub(1, std::memory_order_relaxed);
+    b->draining.fetch_sub(1, std::memory_order_relaxed);  // ordered before SB.D1's bump, which releases it
     delete this;
+    b->destroyed.fetch_add(1, std::memory_order_seq_cst);  // SB.D1: pairs with SB.W1 (release: the room above)
+    if (b->waiters.load(std::memory_order_seq_cst) != 0) futex_wake_all(b->destroyed);  // SB.D1's second half
   }
 
   version_info info;
-  std::atomic<std::uint64_t> canary{live_canary};
+  atomic<std::uint64_t> canary{live_canary};
   bool parked = false;  // reclaimer only
   pin_counter pins;
   std::shared_ptr<slot_books> books;

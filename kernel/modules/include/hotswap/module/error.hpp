@@ -29,6 +29,7 @@ enum class module_errc {
   insecure_permissions,
   wrong_owner,
   hash_not_allowed,
+  hash_mismatch,  ///< the bytes are not the ones the request expected (load_request::expected_sha256)
   principal_not_allowed,
   dependency_refused,
   // the bytes
@@ -39,6 +40,7 @@ enum class module_errc {
   not_shared_object,
   no_metadata,
   seal_broken,
+  elf_limit,
   // loading
   shadow_failed,
   load_failed,
@@ -49,6 +51,8 @@ enum class module_errc {
   path_busy,
   preflight_failed,
   retained_limit,
+  mapping_limit,
+  global_scope,
   // lifecycle
   startup_failed,
   migrate_failed,
@@ -60,6 +64,7 @@ enum class module_errc {
   // registry
   unknown_module,
   unknown_version,
+  bad_policy,  ///< a canary policy that cannot work, or shadow runs for a plugin that did not declare them
 };
 
 /// A refusal found before anything of the plugin ran: the code and a cause
@@ -83,6 +88,7 @@ inline const char* to_string(module_errc c) noexcept {
     case module_errc::insecure_permissions: return "insecure permissions";
     case module_errc::wrong_owner: return "wrong owner";
     case module_errc::hash_not_allowed: return "hash not allowed";
+    case module_errc::hash_mismatch: return "hash mismatch";
     case module_errc::principal_not_allowed: return "principal not allowed";
     case module_errc::dependency_refused: return "dependency refused";
     case module_errc::not_elf: return "not an ELF file";
@@ -92,6 +98,7 @@ inline const char* to_string(module_errc c) noexcept {
     case module_errc::not_shared_object: return "not a shared object";
     case module_errc::no_metadata: return "no metadata";
     case module_errc::seal_broken: return "seal broken";
+    case module_errc::elf_limit: return "ELF limit";
     case module_errc::shadow_failed: return "shadow copy failed";
     case module_errc::load_failed: return "dlopen failed";
     case module_errc::no_descriptor: return "no descriptor";
@@ -101,6 +108,8 @@ inline const char* to_string(module_errc c) noexcept {
     case module_errc::path_busy: return "path already loaded";
     case module_errc::preflight_failed: return "preflight failed";
     case module_errc::retained_limit: return "retained limit";
+    case module_errc::mapping_limit: return "mapping limit";
+    case module_errc::global_scope: return "promoted to global scope";
     case module_errc::startup_failed: return "startup failed";
     case module_errc::migrate_failed: return "migrate failed";
     case module_errc::self_test_failed: return "self test failed";
@@ -109,6 +118,7 @@ inline const char* to_string(module_errc c) noexcept {
     case module_errc::conflict: return "conflict";
     case module_errc::unknown_module: return "unknown module";
     case module_errc::unknown_version: return "unknown version";
+    case module_errc::bad_policy: return "bad policy";
   }
   return "unknown error";
 }

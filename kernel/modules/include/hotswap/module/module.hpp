@@ -1,28 +1,38 @@
 // hotswap modules: swap real code (.so plugins) in a running process.
 //
-// The pieces, each in its own header:
-//   plugin.h         the C ABI a plugin exports (descriptor and metadata note)
-//   detail/source.hpp  read a plugin file once, under a policy (directories, owner, mode, size, hash)
-//   detail/sha256.hpp  the hash behind shadow names, the allow list, seals and the audit log (libcrypto)
-//   detail/elf_check.hpp  refuse non-ELF, truncated, malformed or foreign files before dlopen
-//   detail/metadata_check.hpp  the metadata note and the seal, checked before any plugin code runs
-//   detail/dependency_check.hpp  DT_NEEDED, RPATH, RUNPATH under the same policy
-//   detail/preflight.hpp  load a candidate in a child process first
-//   detail/preflight_memo.hpp  candidates that already passed it (by content), not tried again
-//   swap_timing.hpp  where one swap's time went, stage by stage
-//   detail/hook_runner.hpp  every plugin hook on a thread of its own, with a deadline
-//   audit.hpp        escaped, capped events; a JSON-lines sink
-//   detail/descriptor_check.hpp  refuse a descriptor of the wrong ABI, interface or shape
-//   detail/shadow.hpp  private copies (file, memfd, or in place) with never-reused names
-//   record.hpp       a version's status, keepalives and the audit-log event type
-//   loaded_module.hpp  one loaded version: dlopen, checks, lifecycle, verified unload
-//   module_slot.hpp  a module behind a hotswap::slot: swap, call, pin, drain
-//   registry.hpp     named modules, history, rollback, policies, principals, log
+// The layer's public API is the headers this one includes, and only those
+// (the packaging test and the layer-boundary test hold the tree to it):
+//   plugin.h               the C ABI a plugin exports (descriptor and metadata note)
+//   interface_id.hpp       what a host expects a plugin to implement; interface_of<T>()
+//   source_policy.hpp      which files a loader reads (directory, owner, mode, size, hash, seal)
+//   elf_limits.hpp         what a plugin file may ask ld.so to map
+//   path_policy.hpp        the loader's "inside this directory" rule, for hosts' own paths
+//   plugin_file.hpp        one plugin file, read once (what was checked is what is loaded)
+//   checked_dependency.hpp a plugin's dependency as checked, kept for rollbacks
+//   shadow_options.hpp     where the private copy that is dlopened lives (file, memfd, in place)
+//   preflight_options.hpp  how the preflight child runs
+//   loader_options.hpp     a loader's options, a load request, the loader's counters
+//   module_loader.hpp      the load pipeline: read, check, preflight, map; waits for its unloads
+//   loaded_module.hpp      one loaded version as its users hold it (the T of a slot)
+//   dynamic_loader_lock.hpp  the loader's dlopen/dlclose lock, for hosts that fork
+//   error.hpp              module_errc and module_error: every refusal names file and cause
+//   record.hpp             a version's status, keepalives and the audit-log event type
+//   audit.hpp              escaped, capped events; a JSON-lines sink
+//   swap_timing.hpp        where one swap's time went, stage by stage
+//   module_slot.hpp        a module behind a hotswap::slot: swap, call, pin, drain
+//   health.hpp             per-version call outcomes and latency, per thread, merged when read
+//   verdict.hpp            the canary's sequential test (SPRT) and its policy
+//   canary.hpp             a candidate beside the stable version: keyed steps, fallback, shadow runs
+//   registry.hpp           named modules, history, rollback, policies, principals, log
 //
-// Names: hotswap::modules, internals in hotswap::modules::detail. The headers
-// under detail/ come in through this one (or registry.hpp), never directly;
-// the option types some of them hold (source_policy, shadow_options,
-// preflight_options) are public names all the same. plugin.h keeps
+// Names: hotswap::modules; internals in hotswap::modules::detail, declared
+// only under detail/ (never included directly by a user): reading a file
+// (source.hpp, sha256.hpp), the checks before any plugin code runs
+// (elf_check, metadata_check, descriptor_check, dependency_check), the
+// preflight (preflight.hpp, preflight_memo.hpp), shadow copies (shadow.hpp),
+// hooks on threads with deadlines (hook_runner.hpp), the loaded image and its
+// unload decision (module_image.hpp, unload_decision.hpp, unload_tracker.hpp),
+// the global-scope and mapping-budget checks. plugin.h keeps
 // hotswap::interface_traits and hotswap::plugin: they are the plugin ABI that
 // plugin sources and shared interface headers spell out, not the loader's.
 //
@@ -40,20 +50,25 @@
 #pragma once
 
 #include "audit.hpp"
-#include "detail/dependency_check.hpp"
-#include "detail/descriptor_check.hpp"
-#include "detail/elf_check.hpp"
-#include "detail/hook_runner.hpp"
-#include "detail/metadata_check.hpp"
-#include "detail/preflight.hpp"
-#include "detail/preflight_memo.hpp"
-#include "swap_timing.hpp"
+#include "canary.hpp"
+#include "checked_dependency.hpp"
+#include "dynamic_loader_lock.hpp"
+#include "elf_limits.hpp"
 #include "error.hpp"
+#include "health.hpp"
+#include "interface_id.hpp"
 #include "loaded_module.hpp"
+#include "loader_options.hpp"
+#include "module_loader.hpp"
 #include "module_slot.hpp"
+#include "path_policy.hpp"
 #include "plugin.h"
+#include "plugin_file.hpp"
+#include "preflight_options.hpp"
 #include "record.hpp"
 #include "registry.hpp"
-#include "detail/sha256.hpp"
-#include "detail/shadow.hpp"
-#include "detail/source.hpp"
+#include "sha256.hpp"
+#include "shadow_options.hpp"
+#include "source_policy.hpp"
+#include "swap_timing.hpp"
+#include "verdict.hpp"

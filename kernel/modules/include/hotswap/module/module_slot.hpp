@@ -15,6 +15,11 @@
 //   auto session = calc.pin();  session->add(1, 2);                 // pinned: one version
 //   calc.swap("/srv/plugins/calc.so");                              // new build, no pause
 //
+// A keyed call (call_routed) is the one a host that runs canaries makes: it
+// loads the slot's routing word (routing.hpp) instead of the kernel slot's
+// version word, which costs what a plain call costs while no canary runs and
+// adds a hash and a compare while one does (canary.hpp).
+//
 // Host-side async work (a timer that will call into the plugin) holds a pin;
 // the plugin's own async work holds a keepalive (plugin.h). Either keeps the
 // version loaded; neither blocks a swap.
@@ -43,8 +48,9 @@
 #include <hotswap/pin.hpp>
 #include <hotswap/slot.hpp>
 #include "error.hpp"
-#include "loaded_module.hpp"
+#include "module_loader.hpp"
 #include "record.hpp"
+#include "routing.hpp"
 #include "swap_timing.hpp"
 
 namespace hotswap::modules {
@@ -161,6 +167,44 @@ class basic_module_slot {
   hotswap::pin<loaded_module, Domain> pin() const { return slot_.pin(); }
   hotswap::pin<loaded_module, Domain> pin(reader& r) const { return slot_.pin(r); }
 
+  // ---- calling by key (canary routing) --------------------------------------
+
+  /// f(const loaded_module&, side) inside one read section, on the side `key`
+  /// is routed to: stable unless a canary route takes the key.
+  template <class F>
+  decltype(auto) call_routed(reader& r, std::uint64_t key, F&& f) const {
+    std::lock_guard section(r);
+    const std::uintptr_t w = routing_.load();
+    if (!routing_type::routed(w)) [[likely]] return f(routing_type::serving(w), side::stable);
+    const canary_route<Domain>& c = routing_type::route_of(w);
+    const bool candidate = c.takes(key);
+    // The side by a mask, not a branch: keys hash at random, a branch would miss half the time.
+    const std::uintptr_t pick = std::uintptr_t{0} - static_cast<std::uintptr_t>(candidate);
+    const std::uintptr_t m = (reinterpret_cast<std::uintptr_t>(&c.candidate.value()) & pick) |
+                             (reinterpret_cast<std::uintptr_t>(c.stable) & ~pick);
+    return f(*reinterpret_cast<const loaded_module*>(m), static_cast<side>(candidate));
+  }
+  /// g(const loaded_module& stable, const canary_route<Domain>* route or null) inside one read section.
+  template <class G>
+  decltype(auto) with_routing(reader& r, G&& g) const {
+    std::lock_guard section(r);
+    const std::uintptr_t w = routing_.load();
+    return g(routing_type::stable(w), routing_type::routed(w) ? &routing_type::route_of(w) : nullptr);
+  }
+  /// Whether a canary route is published now (a hint: test again inside a section).
+  bool routed_now() const noexcept { return routing_.routed_now(); }
+
+  /// Routes `weight_bp` of the keys to `candidate` (canary.hpp); replaces any route.
+  void route_canary(hotswap::pin<loaded_module, Domain> candidate, std::uint32_t weight_bp, std::uint32_t shadow_bp) {
+    std::lock_guard lock(mutex_);
+    routing_.route_to(std::move(candidate), weight_bp, shadow_bp);
+  }
+  /// Every key back to the serving version.
+  void unroute_canary() {
+    std::lock_guard lock(mutex_);
+    routing_.unroute();
+  }
+
   // ---- status -------------------------------------------------------------
 
   std::uint64_t current_version() const {
@@ -232,6 +276,7 @@ class basic_module_slot {
   basic_module_slot(Domain& d, std::shared_ptr<const module_loader> loader, std::string name, interface_id iface,
                     loaded_module&& first, slot_options options)
       : loader_(std::move(loader)),
+        routing_(d),
         name_(std::move(name)),
         iface_(std::move(iface)),
         max_draining_(options.max_draining),
@@ -258,7 +303,8 @@ class basic_module_slot {
   }
 
   // Under swap_mutex_, right after `number` was published: nobody else
-  // publishes on slot_, so the pin we take is on that version.
+  // publishes on slot_, so the pin we take is on that version. Keyed calls
+  // move to it here, before the caller drops the replaced version's hold.
   void adopt_serving(std::uint64_t number) {
     hotswap::pin<loaded_module, Domain> self = slot_.pin();
     serving_module_ = &self.value();
@@ -267,6 +313,7 @@ class basic_module_slot {
     // Set before the serving hold can drop (partner: drop_hold's acq_rel).
     rec->set_self_hold(std::make_unique<detail::pinned_hold<Domain>>(std::move(self)));
     std::lock_guard lock(mutex_);
+    routing_.serve(*serving_module_);
     serving_ = rec;
     records_.push_back(std::move(rec));
   }
@@ -276,7 +323,10 @@ class basic_module_slot {
     std::erase_if(records_, [](const std::shared_ptr<version_record>& r) { return r->gone(); });
   }
 
+  using routing_type = routing_word<Domain>;
+
   std::shared_ptr<const module_loader> loader_;
+  routing_type routing_;  // written under mutex_; destroyed after slot_
   std::string name_;
   interface_id iface_;
   std::size_t max_draining_;

@@ -113,6 +113,11 @@ typedef const hotswap_plugin_descriptor* (*hotswap_plugin_entry_fn)(void);
  * thread, signal handler, callback registered elsewhere or thread_local destructor left), so
  * the host may dlclose it. Without it the host keeps the code mapped after shutdown. */
 #define HOTSWAP_PLUGIN_UNLOAD_SAFE 1u
+/* Flags: the plugin supports shadow runs. A call the host makes with the interface's own
+ * "discard side effects" flag (hotswap_http_app: HOTSWAP_HTTP_SHADOW) computes its answer and
+ * changes nothing outside itself: no write, no send, no state another call can see. A host
+ * mirrors calls to a canary candidate (canary.hpp) only if it declared this flag. */
+#define HOTSWAP_PLUGIN_SHADOW_SAFE 2u
 
 typedef struct hotswap_plugin_metadata {
   uint32_t abi_version;

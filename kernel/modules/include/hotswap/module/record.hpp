@@ -22,8 +22,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace hotswap::modules {
+
+struct checked_dependency;  // dependency_check.hpp
 
 enum class version_state {
   loaded,       ///< loaded and started, not published yet
@@ -81,6 +84,7 @@ enum class module_event_kind {
   stuck,          ///< a version did not drain by the deadline, or a hook did not return
   plugin_log,     ///< a plugin wrote to the host log
   retained,       ///< a version was shut down but its code stays mapped (message says why)
+  canary,         ///< a canary decision: started, step, promoted, rolled_back, aborted (message: evidence)
 };
 
 inline const char* to_string(module_event_kind k) noexcept {
@@ -93,6 +97,7 @@ inline const char* to_string(module_event_kind k) noexcept {
     case module_event_kind::stuck: return "stuck";
     case module_event_kind::plugin_log: return "plugin_log";
     case module_event_kind::retained: return "retained";
+    case module_event_kind::canary: return "canary";
   }
   return "?";
 }
@@ -112,7 +117,7 @@ struct module_event {
 /// Called from swapping threads (some while the slot's swap lock is held) and
 /// from unload workers: must be thread-safe, quick, and must not call back
 /// into the slot or registry, enter the domain, or wait for a swap. Every text
-/// field arrives with control characters escaped and its size capped
+/// field arrives with control characters replaced by U+FFFD and its size capped
 /// (audit.hpp); a sink that throws is counted and never changes an outcome.
 using module_log = std::function<void(const module_event&)>;
 
@@ -132,9 +137,13 @@ class version_record {
   using clock = std::chrono::steady_clock;
 
  public:
-  explicit version_record(version_identity id) : id_(std::move(id)) {}
+  explicit version_record(version_identity id,
+                          std::shared_ptr<const std::vector<checked_dependency>> dependencies = {})
+      : id_(std::move(id)), dependencies_(std::move(dependencies)) {}
 
   const version_identity& identity() const noexcept { return id_; }
+  /// The dependency bytes this version was checked and loaded with: what a rollback loads again.
+  const std::shared_ptr<const std::vector<checked_dependency>>& dependencies() const noexcept { return dependencies_; }
 
   version_state state() const {
     std::lock_guard lock(mutex_);
@@ -254,6 +263,7 @@ class version_record {
   }
 
   const version_identity id_;
+  const std::shared_ptr<const std::vector<checked_dependency>> dependencies_;
   alignas(64) std::atomic<std::int64_t> holds_{1};  // serving hold + keepalives
   std::unique_ptr<detail::self_hold> self_;          // set before the serving hold can drop
   mutable std::mutex mutex_;

@@ -19,7 +19,10 @@
 // self_test) again. Not the old shadow copy: it is deleted at unload so that
 // "unmapped" can be verified and no name is ever reused. Not the original
 // file: it has usually been overwritten by then, which is the point of a
-// rollback. The hash is checked against the allow list again.
+// rollback. The hash is checked against the allow list again. The same holds
+// for its dependencies: the bytes checked when that version was first loaded
+// are loaded again (their hashes checked against the allow list again), not
+// the dependency files on disk now, which may have been replaced or removed.
 //
 // Drains: a replaced version that has not left the process drain_deadline
 // after it was replaced is reported stuck (once) by check_drains(), which the
@@ -54,7 +57,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <deque>
+#include <exception>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -64,12 +69,15 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <hotswap/domain.hpp>
 #include <hotswap/slot.hpp>
+#include "canary.hpp"
 #include "error.hpp"
-#include "loaded_module.hpp"
+#include "module_loader.hpp"
 #include "module_slot.hpp"
 #include "record.hpp"
 
@@ -92,6 +100,7 @@ struct registry_options {
 /// Per request: overrides of the registry's defaults.
 struct request_options {
   std::optional<bool> preflight;  ///< unset: registry_options::preflight
+  std::string expected_sha256;    ///< non-empty: only these bytes (load_request::expected_sha256)
 };
 
 struct registry_counters {
@@ -125,6 +134,7 @@ class module_session {
 template <class Domain = domain>
 class basic_registry {
   using module_type = basic_module_slot<Domain>;
+  using canary_type = basic_canary<Domain>;
 
  public:
   basic_registry(Domain& d, registry_options options)
@@ -140,11 +150,16 @@ class basic_registry {
   /// for up to the drain deadline plus two hook deadlines). Versions still
   /// pinned unload when their last pin goes. Not from inside a read section.
   ~basic_registry() {
-    names_.publish(name_table{});
+    // Waits for room rather than leave a table naming the modules freed below
+    // (name tables are never pinned, so room comes with a grace period).
+    if (!names_.publish_until(name_table{}, std::chrono::steady_clock::now() + std::chrono::minutes(1))) {
+      std::fputs("hotswap: registry destroyed inside a read section, or its name tables never drained\n", stderr);
+      std::terminate();
+    }
     owned_.clear();
     domain_.barrier();
     const auto& o = loader_->options();
-    wait_for_unloads(o.drain_deadline + 2 * o.hook_deadline);
+    loader_->wait_for_unloads(o.drain_deadline + 2 * o.hook_deadline);
   }
 
   // ---- requests ---------------------------------------------------------------
@@ -162,6 +177,7 @@ class basic_registry {
       e->policy.store(options_.default_policy, std::memory_order_relaxed);  // published with the entry's table
       // Built (startup and all) before any registry lock: callers and other requests never wait for it.
       e->slot = std::make_unique<module_type>(domain_, loader_, name, iface, f, options_.slot, load_request_for(request));
+      e->canary = std::make_unique<canary_type>(domain_, *e->slot, promoter(*e, name));
       const std::uint64_t v = e->slot->current_version();
       auto record = e->slot->record(v);
       swap_timing timing = e->slot->first_timing();
@@ -174,7 +190,10 @@ class basic_registry {
         if (!next.emplace(name, e.get()).second)  // another add of this name won the race
           throw module_error(module_errc::conflict, file, "conflict: module '" + name + "' already exists");
         owned_.push_back(std::move(e));
-        names_.publish(std::move(next));  // release inside: readers see the whole entry
+        if (!names_.publish(std::move(next))) {  // release inside: readers see the whole entry
+          owned_.pop_back();  // refused: the add fails whole, nothing half-registered
+          throw module_error(module_errc::backpressure, file, "backpressure: 1,024 name tables still draining");
+        }
       }
       swaps_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
       return swap_result{v, 0, std::move(record), nullptr, timing};
@@ -208,7 +227,8 @@ class basic_registry {
   swap_result rollback(std::string_view principal, const std::string& name, std::uint64_t version,
                        const request_options& request = {}) {
     std::optional<plugin_file> f;
-    if (entry* e = find_if_any(name)) f = e->bytes_of(version);
+    std::shared_ptr<const std::vector<checked_dependency>> deps;
+    if (entry* e = find_if_any(name)) std::tie(f, deps) = e->bytes_of(version);
     const std::filesystem::path file = f ? f->path : std::filesystem::path(name);
     return audited(principal, name, file, module_event_kind::rolled_back,
                    " (rollback to version " + std::to_string(version) + ")", [&] {
@@ -217,13 +237,37 @@ class basic_registry {
                      if (!f)
                        throw module_error(module_errc::unknown_version, file,
                                           "unknown version: " + std::to_string(version) + " is not in the history");
-                     check_allowed_hash(*f, loader_->options().policy);
-                     swap_result r = e->slot->swap(*f, std::nullopt, load_request_for(request));
+                     detail::check_allowed_hash(*f, loader_->options().policy);
+                     load_request load = load_request_for(request);
+                     if (deps) {  // the dependency bytes checked for that version, not today's files
+                       for (const checked_dependency& d : *deps) detail::check_allowed_hash(d.file, loader_->options().policy);
+                       load.dependencies = std::move(deps);
+                     }
+                     swap_result r = e->slot->swap(*f, std::nullopt, load);
                      e->remember(r.version, std::move(*f), e->slot->record(r.version), options_.history);
                      rollbacks_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
                      return r;
                    });
   }
+
+  /// Loads `file` as a canary of `name` beside its serving version (every check
+  /// a swap runs) and starts routing to it under `policy`; the host then calls
+  /// canary(name).evaluate() periodically. Throws module_error (logged,
+  /// counted) and changes nothing if it cannot.
+  swap_result start_canary(std::string_view principal, const std::string& name, const std::filesystem::path& file,
+                           const canary_policy& policy, const request_options& request = {}) {
+    return audited(principal, name, file, module_event_kind::canary, " (canary started)", [&] {
+      authorize(principal, file);
+      entry* e = find(name, file);
+      swap_timing::duration read{};
+      const plugin_file f = detail::timed(read, [&] { return loader_->read(file); });
+      swap_result r = e->canary->start(principal, f, policy, load_request_for(request));
+      r.timing.read = read;
+      return r;
+    });
+  }
+  /// The canary controller of `name` (idle until start_canary()).
+  canary_type& canary(const std::string& name) const { return *find(name, name)->canary; }
 
   // ---- callers ----------------------------------------------------------------
 
@@ -299,6 +343,7 @@ class basic_registry {
 
   struct entry {
     std::unique_ptr<module_type> slot;
+    std::unique_ptr<canary_type> canary;  // after slot: destroyed first, it refers to the slot
     std::atomic<call_policy> policy{call_policy::per_call};
     mutable std::mutex mutex;           // history
     std::deque<history_item> history;   // oldest first
@@ -308,11 +353,13 @@ class basic_registry {
       history.push_back({n, std::move(f), std::move(r)});
       while (history.size() > std::max<std::size_t>(keep, 1)) history.pop_front();
     }
-    std::optional<plugin_file> bytes_of(std::uint64_t n) const {
+    /// The version's bytes and the dependency bytes it was loaded with, if it is in the history.
+    std::pair<std::optional<plugin_file>, std::shared_ptr<const std::vector<checked_dependency>>> bytes_of(
+        std::uint64_t n) const {
       std::lock_guard lock(mutex);
       for (const auto& h : history)
-        if (h.number == n) return h.file;
-      return std::nullopt;
+        if (h.number == n) return {h.file, h.record ? h.record->dependencies() : nullptr};
+      return {};
     }
     std::vector<version_report> history_reports() const {
       std::lock_guard lock(mutex);
@@ -322,6 +369,21 @@ class basic_registry {
       return out;
     }
   };
+
+  // A canary's promotion: the candidate's bytes as the next version, audited
+  // and kept in the history like any swap (its preflight already ran).
+  typename canary_type::promote_fn promoter(entry& e, const std::string& name) {
+    return [this, &e, name](const plugin_file& f) {
+      return audited("canary", name, f.path, module_event_kind::swapped, " (canary promoted)", [&] {
+        swap_result r = e.slot->swap(f, std::nullopt, load_request{});
+        plugin_file kept = f;
+        kept.fd.reset();  // history keeps bytes, not descriptors
+        e.remember(r.version, std::move(kept), e.slot->record(r.version), options_.history);
+        swaps_.fetch_add(1, std::memory_order_relaxed);  // a statistic: no partner
+        return r;
+      });
+    };
+  }
 
   // No lock: one read of the published name table (entries live as long as the registry).
   entry* find_if_any(const std::string& name) const {
@@ -344,7 +406,7 @@ class basic_registry {
   }
 
   load_request load_request_for(const request_options& r) const {
-    return {r.preflight.value_or(options_.preflight)};
+    return {r.preflight.value_or(options_.preflight), nullptr, r.expected_sha256};
   }
 
   void authorize(std::string_view principal, const std::filesystem::path& file) const {

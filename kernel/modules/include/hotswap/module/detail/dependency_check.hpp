@@ -31,16 +31,9 @@
 #include "elf_check.hpp"
 #include <hotswap/module/error.hpp>
 #include "source.hpp"
+#include "../checked_dependency.hpp"
 
-namespace hotswap::modules {
-
-/// A dependency from the allowed directory, checked; loaded before the plugin.
-struct checked_dependency {
-  std::string soname;
-  plugin_file file;
-};
-
-namespace detail {
+namespace hotswap::modules::detail {
 
 inline const std::vector<std::filesystem::path>& system_library_dirs() {
   static const std::vector<std::filesystem::path> dirs = {
@@ -113,14 +106,16 @@ inline void collect_dependencies(const plugin_file& f, const elf_facts& facts, c
       }
       dep.fd.reset();  // loaded from its bytes, never through the file
       elf_facts dep_facts;
-      if (auto p = check_elf(dep.view(), &dep_facts)) throw refuse("'" + needed + "': " + p->cause);
+      if (auto p = check_elf(dep.view(), &dep_facts, policy.elf)) throw refuse("'" + needed + "': " + p->cause);
       if (dep_facts.soname != needed)
         throw refuse("'" + needed + "' names itself '" + dep_facts.soname +
                      "' (DT_SONAME): the host loads checked dependencies by SONAME");
       collect_dependencies(dep, dep_facts, policy, depth + 1, out);
       bool seen = false;
       for (const auto& d : out) seen = seen || d.soname == needed;
-      if (!seen) out.push_back({needed, std::move(dep)});
+      if (!seen)
+        out.push_back({needed, std::move(dep), dep_facts.load_segments, std::move(dep_facts.exported),
+                       std::move(dep_facts.thread_exit_imports)});
       break;
     }
     if (!found && !is_system_library(needed))
@@ -128,8 +123,6 @@ inline void collect_dependencies(const plugin_file& f, const elf_facts& facts, c
                    "system library");
   }
 }
-
-}  // namespace detail
 
 /// The dependencies to load first (dependencies before dependents), or throws
 /// module_error(dependency_refused) naming the dependency or search path.
@@ -140,4 +133,4 @@ inline std::vector<checked_dependency> check_dependencies(const plugin_file& f, 
   return out;
 }
 
-}  // namespace hotswap::modules
+}  // namespace hotswap::modules::detail

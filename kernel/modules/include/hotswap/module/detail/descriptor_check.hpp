@@ -5,23 +5,20 @@
 // (nothing else can be read safely if it differs), then the size the plugin
 // was built with, the required fields, the interface name and version, and
 // the size of the function table. A refusal names the field and both sides.
+// Then the descriptor must say what the metadata note said before anything ran
+// (module name and build): the host and the preflight child both check it.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <hotswap/module/error.hpp>
 #include <hotswap/module/plugin.h>
+#include "../interface_id.hpp"
 
-namespace hotswap::modules {
-
-/// What the host expects a plugin to implement.
-struct interface_id {
-  std::string name;
-  std::uint32_t version = 0;
-  std::size_t table_size = 0;
-};
+namespace hotswap::modules::detail {
 
 /// nullopt if `d` may be used for `expected`.
 inline std::optional<load_problem> check_descriptor(const hotswap_plugin_descriptor* d, const interface_id& expected) {
@@ -50,4 +47,14 @@ inline std::optional<load_problem> check_descriptor(const hotswap_plugin_descrip
   return std::nullopt;
 }
 
-}  // namespace hotswap::modules
+/// nullopt if a checked descriptor names the module and build its metadata note named.
+inline std::optional<load_problem> check_descriptor_matches_note(const hotswap_plugin_descriptor& d,
+                                                                 std::string_view note_module,
+                                                                 std::string_view note_build) {
+  if (note_module == d.module_name && note_build == d.build_version) return std::nullopt;
+  return load_problem{module_errc::bad_descriptor, "bad descriptor: the descriptor says '" + std::string(d.module_name) +
+                                                       "' " + d.build_version + ", the metadata note says '" +
+                                                       std::string(note_module) + "' " + std::string(note_build)};
+}
+
+}  // namespace hotswap::modules::detail

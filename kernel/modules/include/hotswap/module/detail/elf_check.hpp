@@ -10,7 +10,15 @@
 // its string and symbol tables (inside the file, every name inside the string
 // table), and every note. What it finds along the way is returned for the
 // policy: DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME and the hotswap metadata
-// note (plugin.h), read without running anything.
+// note (plugin.h), read without running anything; and which of the imports
+// through which code could leave work for a thread's exit (thread_exit_imports,
+// below) the file uses, which decides where its hooks may run (hook_runner.hpp).
+//
+// It also bounds what ld.so would map (elf_limits): a file may not ask for
+// more program headers, loadable segments or address space than a plugin
+// needs. Each loadable segment becomes at least one mapping, and a process has
+// only vm.max_map_count of them (65,530 by default): one file with 65,000
+// PT_LOAD entries would leave the host unable to malloc, spawn or load.
 //
 // Mixed files that are still structurally sound pass this; the plugin's seal
 // (metadata_check.hpp) and the preflight (preflight.hpp) catch those.
@@ -19,6 +27,7 @@
 #include <elf.h>
 #include <link.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -31,10 +40,9 @@
 
 #include <hotswap/module/error.hpp>
 #include <hotswap/module/plugin.h>
+#include "../elf_limits.hpp"
 
-namespace hotswap::modules {
-
-namespace detail {
+namespace hotswap::modules::detail {
 
 constexpr unsigned char host_elf_class = sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32;
 constexpr unsigned char host_elf_data = std::endian::native == std::endian::little ? ELFDATA2LSB : ELFDATA2MSB;
@@ -66,7 +74,26 @@ inline std::optional<std::uint64_t> table_end(std::uint64_t offset, std::uint64_
   return end;
 }
 
-}  // namespace detail
+/// Imports through which a library's code could leave work for the exit of a
+/// thread it ran on, work that runs (or touches) the library's code or data:
+/// a thread_local with a destructor (the compiler calls __cxa_thread_atexit,
+/// libstdc++ forwards to glibc's _impl), a pthread or C11 key with a
+/// destructor, libstdc++'s two at-thread-exit calls, and a library opened or
+/// looked up at run time (which could do any of these out of sight).
+/// A file that imports none of them cannot leave such work: its code may run
+/// on a thread that outlives the call (hook_runner.hpp).
+inline constexpr std::string_view thread_exit_import_names[] = {
+    "__cxa_thread_atexit_impl",
+    "__cxa_thread_atexit",
+    "pthread_key_create",
+    "tss_create",
+    "_ZSt25notify_all_at_thread_exitRSt18condition_variableSt11unique_lockISt5mutexE",
+    "_ZNSt13__future_base13_State_baseV211_Make_ready6_M_setEv",  // promise::set_*_at_thread_exit
+    "dlopen",
+    "dlmopen",
+    "dlsym",
+    "dlvsym",
+};
 
 /// What a structurally sound plugin file says about itself.
 struct elf_facts {
@@ -76,9 +103,14 @@ struct elf_facts {
   std::optional<std::uint64_t> metadata_offset;
   std::uint64_t metadata_size = 0;
   int metadata_notes = 0;  ///< more than one is refused by the metadata check
+  std::uint32_t load_segments = 0;  ///< PT_LOAD entries: at least one mapping each
+  std::uint64_t mapped_bytes = 0;   ///< address space the loadable segments span
+  /// Names of the symbols the file defines and exports (global or weak, default
+  /// or protected visibility): what it could interpose if it joined the global scope.
+  std::vector<std::string> exported;
+  /// The thread_exit_import_names the file imports (undefined in its dynamic symbol table).
+  std::vector<std::string> thread_exit_imports;
 };
-
-namespace detail {
 
 /// Keeps the checks below in one place: every read goes through here.
 class elf_reader {
@@ -110,11 +142,11 @@ inline load_problem malformed(const std::string& what) {
   return {module_errc::not_elf, "malformed ELF: " + what + " (half-written or corrupted?)"};
 }
 
-}  // namespace detail
-
-/// nullopt if `image` is a complete, well-formed shared object for this host; then `facts`
-/// (if given) holds what it needs, its search paths and where its metadata note is.
-inline std::optional<load_problem> check_elf(std::span<const std::byte> image, elf_facts* facts = nullptr) {
+/// nullopt if `image` is a complete, well-formed shared object for this host within
+/// `limits`; then `facts` (if given) holds what it needs, its search paths and where
+/// its metadata note is.
+inline std::optional<load_problem> check_elf(std::span<const std::byte> image, elf_facts* facts = nullptr,
+                                             const elf_limits& limits = {}) {
   using ehdr = ElfW(Ehdr);
   using phdr = ElfW(Phdr);
   using shdr = ElfW(Shdr);
@@ -148,6 +180,11 @@ inline std::optional<load_problem> check_elf(std::span<const std::byte> image, e
     if (end && *end <= size) return std::nullopt;
     return detail::truncated_problem(what, size);
   };
+  if (h.e_phnum > limits.max_program_headers)
+    return load_problem{module_errc::elf_limit, "ELF limit: " + std::to_string(h.e_phnum) +
+                                                    " program headers, the limit is " +
+                                                    std::to_string(limits.max_program_headers) +
+                                                    " (source_policy::elf.max_program_headers)"};
   if (auto p = past_end(detail::table_end(h.e_phoff, h.e_phnum, sizeof(phdr)), "the program header table")) return p;
   // e_shnum == 0 with e_shoff set means "more than 0xff00 sections": the count is in
   // section 0, which must then itself be present.
@@ -186,6 +223,23 @@ inline std::optional<load_problem> check_elf(std::span<const std::byte> image, e
     }
   }
   if (loads.empty()) return load_problem{module_errc::not_shared_object, "no loadable segment"};
+  if (loads.size() > limits.max_load_segments)
+    return load_problem{module_errc::elf_limit, "ELF limit: " + std::to_string(loads.size()) +
+                                                    " loadable segments (PT_LOAD), the limit is " +
+                                                    std::to_string(limits.max_load_segments) +
+                                                    " (source_policy::elf.max_load_segments)"};
+  std::uint64_t low = UINT64_MAX, high = 0;
+  for (const phdr& l : loads) {
+    const auto end = detail::table_end(l.p_vaddr, 1, l.p_memsz);
+    if (!end) return detail::malformed("a loadable segment ends past the address space");
+    low = std::min<std::uint64_t>(low, l.p_vaddr & ~std::uint64_t{0xfff});
+    high = std::max(high, *end);
+  }
+  if (high - low > limits.max_mapped_bytes)
+    return load_problem{module_errc::elf_limit, "ELF limit: the loadable segments span " + std::to_string(high - low) +
+                                                    " bytes of address space, the limit is " +
+                                                    std::to_string(limits.max_mapped_bytes) +
+                                                    " (source_policy::elf.max_mapped_bytes)"};
   if (!dynamic) return load_problem{module_errc::not_shared_object, "no dynamic section"};
 
   // An address the dynamic section names, as a file offset; nullopt unless `bytes` of it are in the file.
@@ -232,15 +286,30 @@ inline std::optional<load_problem> check_elf(std::span<const std::byte> image, e
   if (!file_offset(*symtab, sizeof(sym))) return detail::truncated_problem("the dynamic symbol table", size);
 
   // Every dynamic symbol's name inside the string table (the count comes from .dynsym).
+  elf_facts found;
+  std::vector<std::string> exported;
   for (std::uint64_t i = 0; i < sections; ++i) {
     const auto s = r.at<shdr>(h.e_shoff + i * sizeof(shdr));
     if (s.sh_type != SHT_DYNSYM) continue;
-    for (std::uint64_t k = 0; k < s.sh_size / sizeof(sym); ++k)
-      if (r.at<sym>(s.sh_offset + k * sizeof(sym)).st_name >= *strsz)
+    for (std::uint64_t k = 0; k < s.sh_size / sizeof(sym); ++k) {
+      const auto y = r.at<sym>(s.sh_offset + k * sizeof(sym));
+      if (y.st_name >= *strsz)
         return detail::malformed("dynamic symbol " + std::to_string(k) + " names a string past the string table");
+      const auto bind = ELF64_ST_BIND(y.st_info), visibility = ELF64_ST_VISIBILITY(y.st_other);
+      if (y.st_name == 0) continue;
+      if (y.st_shndx == SHN_UNDEF) {
+        const std::string_view name(r.chars(*str_off + y.st_name));
+        for (std::string_view t : thread_exit_import_names)
+          if (name == t) found.thread_exit_imports.emplace_back(name);
+      } else if ((bind == STB_GLOBAL || bind == STB_WEAK || bind == STB_GNU_UNIQUE) &&
+                 (visibility == STV_DEFAULT || visibility == STV_PROTECTED)) {
+        exported.emplace_back(*string_at(y.st_name));
+      }
+    }
   }
-
-  elf_facts found;
+  found.exported = std::move(exported);
+  found.load_segments = static_cast<std::uint32_t>(loads.size());
+  found.mapped_bytes = high - low;
   for (const auto& [tag, off] : names) {
     auto text = string_at(off);
     if (!text) return detail::malformed("a dynamic entry names a string past the string table");
@@ -271,4 +340,4 @@ inline std::optional<load_problem> check_elf(std::span<const std::byte> image, e
   return std::nullopt;
 }
 
-}  // namespace hotswap::modules
+}  // namespace hotswap::modules::detail

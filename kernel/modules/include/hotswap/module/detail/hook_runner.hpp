@@ -1,4 +1,4 @@
-// Plugin hooks run on a thread of their own, with a deadline.
+// Plugin hooks run on another thread, with a deadline.
 //
 // startup, migrate, self_test and shutdown are the plugin's code: they may
 // hang (a lock, a network call without a timeout) or throw through the C ABI.
@@ -10,7 +10,16 @@
 // the only one that waits: callers of other modules, their swaps and the
 // domain's reclaimer never do.
 //
-//   hook_outcome o = run_hook([fn, state](hotswap_plugin_error* e, void**) { return fn(state, e); }, 10s);
+// Which thread: a plugin that may leave work for the exit of a thread it ran
+// on (a thread_local destructor, a pthread key destructor: elf_check.hpp's
+// thread_exit_imports) gets a dedicated thread that exits right after the hook,
+// so that work is done before its library is closed (glibc would otherwise
+// keep the library mapped for as long as that thread lives). Any other
+// plugin's hooks run on reused threads (spare_threads.hpp): it has no way to
+// leave such work, and a swap then makes no thread at all.
+//
+//   hook_outcome o = run_hook([fn, state](hotswap_plugin_error* e, void**) { return fn(state, e); }, 10s,
+//                             hook_thread::reused);
 //   if (o.kind == hook_outcome::timed_out) ...
 #pragma once
 
@@ -25,6 +34,8 @@
 
 #include <hotswap/module/plugin.h>
 
+#include "spare_threads.hpp"
+
 namespace hotswap::modules::detail {
 
 struct hook_outcome {
@@ -35,10 +46,14 @@ struct hook_outcome {
   std::string what;              ///< threw: the exception's text
 };
 
+/// Where a hook runs: a thread that exits after it, or a reused one.
+enum class hook_thread { dedicated, reused };
+
 /// `call(hotswap_plugin_error*, void** state)` must own everything it uses (it
-/// may outlive this call). Throws std::system_error if no thread can be made.
+/// may outlive this call) and be copyable. Throws std::system_error if no
+/// thread can be made.
 template <class Call>
-hook_outcome run_hook(Call call, std::chrono::nanoseconds deadline) {
+hook_outcome run_hook(Call call, std::chrono::nanoseconds deadline, hook_thread where = hook_thread::dedicated) {
   struct shared {
     std::mutex mutex;
     std::condition_variable done_cv;
@@ -46,7 +61,7 @@ hook_outcome run_hook(Call call, std::chrono::nanoseconds deadline) {
     hook_outcome outcome;
   };
   auto st = std::make_shared<shared>();
-  std::thread worker([st, call = std::move(call)]() mutable {
+  auto body = [st, call = std::move(call)]() mutable {
     hook_outcome o;
     try {
       o.rc = call(&o.error, &o.state);
@@ -62,18 +77,21 @@ hook_outcome run_hook(Call call, std::chrono::nanoseconds deadline) {
     st->outcome = std::move(o);
     st->done = true;
     st->done_cv.notify_all();
-  });
+  };
+  std::thread worker;
+  if (where == hook_thread::reused) spare_threads::instance().run(std::move(body));
+  else worker = std::thread(std::move(body));
   std::unique_lock lock(st->mutex);
   if (!st->done_cv.wait_for(lock, deadline, [&] { return st->done; })) {
     lock.unlock();
-    worker.detach();  // still inside the plugin: it keeps `st` and `call` alive
+    if (worker.joinable()) worker.detach();  // still inside the plugin: it keeps `st` and `call` alive
     hook_outcome o;
     o.kind = hook_outcome::timed_out;
     return o;
   }
   hook_outcome out = std::move(st->outcome);
   lock.unlock();
-  worker.join();
+  if (worker.joinable()) worker.join();  // its exit ran what the plugin left for it
   return out;
 }
 

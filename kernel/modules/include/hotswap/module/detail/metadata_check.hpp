@@ -9,6 +9,12 @@
 // sealing, fails it: this is what catches a same-size upload caught half-way,
 // which is otherwise a structurally valid ELF file.
 //
+// The seal costs a SHA-256 pass over the file, and the file's own SHA-256
+// (source.hpp) is another. A loader remembers the SHA-256 of files whose seal
+// held (loader_context::sealed): bytes with the same SHA-256 are the same
+// bytes (the allow list rests on the same property), so their seal holds too
+// and a swap back to a known build hashes its file once, not twice.
+//
 //   elf_facts facts;  check_elf(bytes, &facts);
 //   auto md = read_metadata(bytes, facts);            // or a load_problem
 //   if (auto p = check_metadata(*md, bytes, facts, interface_of<calc_api>(), true)) refuse(*p);
@@ -27,9 +33,9 @@
 #include "elf_check.hpp"
 #include <hotswap/module/error.hpp>
 #include <hotswap/module/plugin.h>
-#include "sha256.hpp"
+#include "../sha256.hpp"
 
-namespace hotswap::modules {
+namespace hotswap::modules::detail {
 
 /// Where the seal sits in a file whose metadata descriptor starts at `metadata_offset`.
 inline std::uint64_t seal_offset(std::uint64_t metadata_offset) noexcept {
@@ -62,18 +68,23 @@ inline std::variant<hotswap_plugin_metadata, load_problem> read_metadata(std::sp
   return m;
 }
 
-namespace detail {
+/// Whether the note carries a seal (all zero: none was written).
+inline bool is_sealed(const hotswap_plugin_metadata& m) noexcept {
+  static constexpr std::uint8_t unsealed[32] = {};
+  return std::memcmp(m.seal, unsealed, sizeof unsealed) != 0;
+}
+
 inline std::optional<std::string> note_text(const char (&field)[HOTSWAP_PLUGIN_TEXT_MAX]) {
   const auto* end = std::find(field, field + HOTSWAP_PLUGIN_TEXT_MAX, '\0');
   if (end == field + HOTSWAP_PLUGIN_TEXT_MAX) return std::nullopt;
   return std::string(field, end);
 }
-}  // namespace detail
-
 /// nullopt if the metadata fits `expected` and (if sealed, or if `require_seal`) the seal holds.
+/// `seal_held_before`: the seal of these very bytes (same SHA-256) held
+/// before; it is not recomputed.
 inline std::optional<load_problem> check_metadata(const hotswap_plugin_metadata& m, std::span<const std::byte> image,
                                                   const elf_facts& facts, const interface_id& expected,
-                                                  bool require_seal) {
+                                                  bool require_seal, bool seal_held_before = false) {
   if (m.abi_version != HOTSWAP_PLUGIN_ABI_VERSION)
     return load_problem{module_errc::abi_mismatch, "ABI mismatch: the plugin's metadata says ABI version " +
                                                        std::to_string(m.abi_version) + ", the host expects " +
@@ -86,13 +97,12 @@ inline std::optional<load_problem> check_metadata(const hotswap_plugin_metadata&
                         "interface mismatch: the plugin's metadata says '" + *iface + "' version " +
                             std::to_string(m.interface_version) + ", the host expects '" + expected.name +
                             "' version " + std::to_string(expected.version) + " (nothing was run)"};
-  static constexpr std::uint8_t unsealed[32] = {};
-  const bool sealed = std::memcmp(m.seal, unsealed, sizeof unsealed) != 0;
-  if (!sealed) {
+  if (!is_sealed(m)) {
     if (!require_seal) return std::nullopt;
     return load_problem{module_errc::seal_broken,
                         "seal broken: the plugin is not sealed (hotswap_add_plugin runs hotswap-seal after linking)"};
   }
+  if (seal_held_before) return std::nullopt;
   const sha256::digest d = seal_digest(image, seal_offset(*facts.metadata_offset));
   if (std::memcmp(d.data(), m.seal, d.size()) != 0)
     return load_problem{module_errc::seal_broken,
@@ -101,4 +111,4 @@ inline std::optional<load_problem> check_metadata(const hotswap_plugin_metadata&
   return std::nullopt;
 }
 
-}  // namespace hotswap::modules
+}  // namespace hotswap::modules::detail

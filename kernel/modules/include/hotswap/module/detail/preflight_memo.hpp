@@ -32,25 +32,19 @@
 //   if (!memo.passed(key)) { run_preflight(file, deps, expected, options); memo.remember(key); }
 #pragma once
 
-#include <algorithm>
-#include <cstddef>
-#include <deque>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "dependency_check.hpp"
 #include "descriptor_check.hpp"
+#include "remembered_keys.hpp"
 #include "source.hpp"
 
 namespace hotswap::modules::detail {
 
-class preflight_memo {
+class preflight_memo : public remembered_keys {
  public:
-  /// Remembers up to `capacity` passes, forgetting the oldest first; 0: none.
-  explicit preflight_memo(std::size_t capacity) : capacity_(capacity) {}
-  preflight_memo(const preflight_memo&) = delete;
-  preflight_memo& operator=(const preflight_memo&) = delete;
+  using remembered_keys::remembered_keys;
 
   /// What a verdict is remembered by (see the top of this header).
   static std::string key_of(const plugin_file& file, const std::vector<checked_dependency>& deps,
@@ -62,24 +56,6 @@ class preflight_memo {
     for (const checked_dependency& d : deps) key += '|' + text(d.soname) + '=' + d.file.sha256;
     return key;
   }
-
-  bool passed(const std::string& key) const {
-    std::lock_guard lock(mutex_);
-    return std::find(passes_.begin(), passes_.end(), key) != passes_.end();
-  }
-
-  void remember(const std::string& key) {
-    if (capacity_ == 0) return;
-    std::lock_guard lock(mutex_);
-    if (std::find(passes_.begin(), passes_.end(), key) != passes_.end()) return;
-    passes_.push_back(key);
-    while (passes_.size() > capacity_) passes_.pop_front();
-  }
-
- private:
-  const std::size_t capacity_;
-  mutable std::mutex mutex_;
-  std::deque<std::string> passes_;  // guarded by mutex_; oldest first
 };
 
 }  // namespace hotswap::modules::detail

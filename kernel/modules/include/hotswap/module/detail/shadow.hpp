@@ -46,24 +46,13 @@
 #include <string>
 #include <utility>
 
-#include <hotswap/detail/unique_fd.hpp>
+#include <hotswap/unique_fd.hpp>
 
 #include <hotswap/module/error.hpp>
 #include "source.hpp"
+#include "../shadow_options.hpp"
 
-namespace hotswap::modules {
-
-enum class shadow_mode { file, memory, in_place };
-
-struct shadow_options {
-  shadow_mode mode = shadow_mode::file;
-  /// Private directory for `file` mode. Empty: $XDG_RUNTIME_DIR/hotswap, else
-  /// <temp>/hotswap-<euid>. Must be on a filesystem that allows exec mappings.
-  std::filesystem::path dir;
-  /// fsync each copy before dlopen. Off saves the flush on disk-backed
-  /// directories; the copy is private and re-made after a crash anyway.
-  bool fsync = true;
-};
+namespace hotswap::modules::detail {
 
 class shadow_store;
 
@@ -103,18 +92,17 @@ class shadow_copy {
   shadow_store* store_ = nullptr;
   std::string load_path_;
   std::filesystem::path file_;  // file mode: the copy
-  hotswap::detail::unique_fd fd_;        // memory and in-place modes: what load_path_ names
+  hotswap::unique_fd fd_;        // memory and in-place modes: what load_path_ names
   std::pair<dev_t, ino_t> identity_{};  // in_place: the inode taken
 };
 
-namespace detail {
-
 /// /proc/self/fd/N numbers whose library stayed mapped: never a load path again
-/// (glibc would hand back the mapped library by name). Process-wide, like glibc's list.
+/// (glibc would hand back the mapped library by name). Process-wide, like glibc's
+/// list, and never destroyed: an unload worker may burn a number during exit.
 class burned_fd_numbers {
  public:
   static burned_fd_numbers& instance() {
-    static burned_fd_numbers b;
+    static burned_fd_numbers& b = *new burned_fd_numbers;
     return b;
   }
   void burn(int fd) {
@@ -122,20 +110,18 @@ class burned_fd_numbers {
     burned_.insert(fd);
   }
   /// `fd`, or a duplicate of it under a number never burned (then `fd` is closed).
-  hotswap::detail::unique_fd fresh(hotswap::detail::unique_fd fd) {
+  hotswap::unique_fd fresh(hotswap::unique_fd fd) {
     std::lock_guard lock(mutex_);
     if (!burned_.contains(fd.get())) return fd;
     int at = *burned_.rbegin() + 1;
-    hotswap::detail::unique_fd dup(::fcntl(fd.get(), F_DUPFD_CLOEXEC, at));
-    return dup ? std::move(dup) : hotswap::detail::unique_fd();
+    hotswap::unique_fd dup(::fcntl(fd.get(), F_DUPFD_CLOEXEC, at));
+    return dup ? std::move(dup) : hotswap::unique_fd();
   }
 
  private:
   std::mutex mutex_;
   std::set<int> burned_;
 };
-
-}  // namespace detail
 
 class shadow_store {
  public:
@@ -183,7 +169,7 @@ class shadow_store {
                                    std::to_string(f.device) + ", inode " + std::to_string(f.inode) +
                                    ", under any name or hard link) can be loaded once at a time");
           c.identity_ = {f.device, f.inode};
-          c.fd_ = hotswap::detail::unique_fd(::fcntl(f.fd->get(), F_DUPFD_CLOEXEC, 0));
+          c.fd_ = hotswap::unique_fd(::fcntl(f.fd->get(), F_DUPFD_CLOEXEC, 0));
           if (!c.fd_) fail(f, "dup");
           c.fd_ = detail::burned_fd_numbers::instance().fresh(std::move(c.fd_));
           if (!c.fd_) fail(f, "dup");
@@ -194,7 +180,7 @@ class shadow_store {
       case shadow_mode::memory: {
         // memfd names are limited to 249 bytes (NAME_MAX - strlen("memfd:")).
         const std::string name = ("hs." + f.path.filename().string()).substr(0, 249);
-        c.fd_ = hotswap::detail::unique_fd(::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+        c.fd_ = hotswap::unique_fd(::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
         if (!c.fd_) fail(f, "memfd_create");
         write_all(c.fd_.get(), f);
         // Sealed: nobody can change the bytes behind the mapping.
@@ -210,7 +196,7 @@ class shadow_store {
     for (int attempt = 0;; ++attempt) {
       const std::filesystem::path p = options_.dir / name_for(f);
       // O_EXCL: a name is never reused, not even one left by another store in this process.
-      hotswap::detail::unique_fd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0500));
+      hotswap::unique_fd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0500));
       if (!fd && errno == EEXIST && attempt < 16) continue;
       if (!fd) fail(f, "create " + p.string());
       c.file_ = p;  // from here on, c's destructor removes it on failure
@@ -315,4 +301,4 @@ inline void shadow_copy::release(bool unmapped) noexcept {
   store_ = nullptr;
 }
 
-}  // namespace hotswap::modules
+}  // namespace hotswap::modules::detail

@@ -43,58 +43,17 @@
 #include <string_view>
 #include <vector>
 
-#include <hotswap/detail/unique_fd.hpp>
+#include <hotswap/unique_fd.hpp>
 
+#include "elf_check.hpp"
 #include <hotswap/module/error.hpp>
-#include "sha256.hpp"
+#include "../sha256.hpp"
+#include "../loader_options.hpp"
+#include "../path_policy.hpp"
+#include "../plugin_file.hpp"
+#include "../source_policy.hpp"
 
-namespace hotswap::modules {
-
-struct source_policy {
-  /// Load only files whose real path (symlinks resolved) lies under this
-  /// directory. Empty: anywhere (the registry requires it to be set).
-  std::filesystem::path allowed_dir;
-  /// Refuse files writable by group or others, files not owned by this
-  /// process's effective user or root, and files whose mode grants their owner
-  /// no read permission (checked even for root, whom the kernel lets read a
-  /// mode-000 file). Turn off only for tests of other checks.
-  bool check_permissions = true;
-  /// SHA-256 digests (lowercase hex) a plugin must match. Empty: any content.
-  std::vector<std::string> sha256_allow;
-  /// Larger files are refused from fstat, before anything is read (plugins are
-  /// small; a sparse 64 GiB file must not become a 64 GiB allocation).
-  std::uint64_t max_file_size = std::uint64_t{256} << 20;
-  /// Refuse plugins whose metadata note carries no seal (metadata_check.hpp).
-  bool require_seal = true;
-};
-
-/// One plugin file, read once.
-struct plugin_file {
-  std::filesystem::path path;       ///< as requested
-  std::filesystem::path real_path;  ///< symlinks resolved
-  std::shared_ptr<const std::vector<std::byte>> bytes;
-  std::int64_t mtime_ns = 0;
-  dev_t device = 0;  ///< with inode: the file's identity (hard links share it)
-  ino_t inode = 0;
-  std::string sha256;  ///< lowercase hex
-  /// The descriptor everything was checked through; in-place loads go through
-  /// it. Not kept in the registry's history (rollbacks load from the bytes).
-  std::shared_ptr<const hotswap::detail::unique_fd> fd;
-
-  std::span<const std::byte> view() const noexcept { return {bytes->data(), bytes->size()}; }
-};
-
-/// Observes the steps of a load ("resolve", "open", "read", "shadow",
-/// "dlopen", "startup", ...): tracing, and tests that act between two steps.
-using trace_fn = std::function<void(std::string_view stage, const std::filesystem::path&)>;
-
-namespace detail {
-
-inline bool path_within(const std::filesystem::path& p, const std::filesystem::path& dir) {
-  auto [d, q] = std::mismatch(dir.begin(), dir.end(), p.begin(), p.end());
-  // "a/b/" iterates to a trailing empty element: ignore it.
-  return (d == dir.end() || (std::next(d) == dir.end() && d->empty())) && q != p.end();
-}
+namespace hotswap::modules::detail {
 
 inline std::string errno_text(int e) { return std::strerror(e); }
 
@@ -149,8 +108,6 @@ inline std::optional<load_problem> check_directory_chain(const std::filesystem::
   }
 }
 
-}  // namespace detail
-
 /// Throws module_error(hash_not_allowed) unless the policy admits `file`'s hash.
 inline void check_allowed_hash(const plugin_file& file, const source_policy& policy) {
   if (policy.sha256_allow.empty()) return;
@@ -158,8 +115,6 @@ inline void check_allowed_hash(const plugin_file& file, const source_policy& pol
   throw module_error(module_errc::hash_not_allowed, file.path,
                      "hash not allowed: sha256 " + file.sha256 + " is not on the allow list");
 }
-
-namespace detail {
 
 inline plugin_file read_plugin_file_unguarded(const std::filesystem::path& path, const source_policy& policy,
                                               const trace_fn& trace) {
@@ -183,7 +138,7 @@ inline plugin_file read_plugin_file_unguarded(const std::filesystem::path& path,
   step("open");
   // O_NOFOLLOW: the last component cannot have become a symlink since realpath;
   // O_NONBLOCK: a FIFO planted here cannot hang us before fstat says what it is.
-  auto fd = std::make_shared<hotswap::detail::unique_fd>(::open(out.real_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  auto fd = std::make_shared<hotswap::unique_fd>(::open(out.real_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!*fd) {
     const int e = errno;
     if (e == ELOOP) throw refuse(module_errc::outside_allowed_dir, "became a symlink while being opened");
@@ -243,8 +198,6 @@ inline plugin_file read_plugin_file_unguarded(const std::filesystem::path& path,
   return out;
 }
 
-}  // namespace detail
-
 /// Reads and checks `path` under `policy`. Throws module_error; running out
 /// of memory or descriptors is a module_error too (resource_exhausted).
 inline plugin_file read_plugin_file(const std::filesystem::path& path, const source_policy& policy,
@@ -265,4 +218,4 @@ inline bool unchanged_since_read(const plugin_file& f) {
   return static_cast<std::size_t>(st.st_size) == f.bytes->size() && detail::ns_of(st.st_mtim) == f.mtime_ns;
 }
 
-}  // namespace hotswap::modules
+}  // namespace hotswap::modules::detail

@@ -27,7 +27,7 @@
 #include <system_error>
 #include <unistd.h>
 
-#include <hotswap/detail/unique_fd.hpp>
+#include <hotswap/unique_fd.hpp>
 
 namespace hotswap::watch::detail {
 
@@ -109,7 +109,7 @@ class inotify_watch {
   }
 
  private:
-  hotswap::detail::unique_fd fd_;
+  hotswap::unique_fd fd_;
   // Room for many events per read; one needs sizeof(inotify_event) + NAME_MAX + 1.
   alignas(inotify_event) char buffer_[16 * (sizeof(inotify_event) + NAME_MAX + 1)];
 };

@@ -46,9 +46,9 @@
 #include <utility>
 #include <vector>
 
-#include <hotswap/detail/unique_fd.hpp>
+#include <hotswap/unique_fd.hpp>
 #include "hash.hpp"
-#include "options.hpp"
+#include "../watch_options.hpp"
 
 namespace hotswap::watch::detail {
 
@@ -235,7 +235,7 @@ class change_tracker {
   /// Records a file's current content without reporting it.
   void learn(const std::string& name) {
     const std::string path = path_of(name);
-    hotswap::detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    hotswap::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     if (const int error = errno; !fd && error != ENOENT) {
       cannot_read(name, path, {error, std::system_category()});
       return;
@@ -257,7 +257,7 @@ class change_tracker {
     if (p == pending_.end()) return;
     const std::string path = path_of(name);
     // O_NONBLOCK: a FIFO renamed over the name must not block the watcher.
-    hotswap::detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    hotswap::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     const int open_error = fd ? 0 : errno;
     struct stat before {};
     if (!fd || ::fstat(fd.get(), &before) != 0 || !S_ISREG(before.st_mode)) {
