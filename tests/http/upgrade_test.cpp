@@ -148,6 +148,34 @@ TEST_F(http_upgrade, listeners_idle_connections_and_counters_move_to_the_new_pro
   EXPECT_NE(old.log().find("audit: upgrade"), std::string::npos) << old.log();
 }
 
+TEST_F(http_upgrade, module_versions_continue_from_the_old_process_numbering) {
+  daemon_process old(args());
+  ASSERT_TRUE(old.wait_serving()) << old.log();
+  for (const char* file : {"greeting-2.so", "greeting-1.so"}) {
+    const probe_reply r = admin(old.admin_port(), "POST", "/admin/swap", json{{"module", "greeting"}, {"file", file}}.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  probe_client client(old.port());
+  probe_reply r;
+  ASSERT_EQ(client.exchange(probe_client::get("/"), r), probe_error::none);
+  ASSERT_EQ(r.header("x-hotswap-version"), "3");
+
+  const probe_reply up = upgrade(old.admin_port());
+  ASSERT_EQ(up.status, 200) << up.body << old.log();
+  successor next(json::parse(up.body)["pid"].get<pid_t>());
+  ASSERT_EQ(old.terminate(), 0) << old.log();
+  // The new process serves the same bytes as a version numbered after the old one's.
+  ASSERT_EQ(client.exchange(probe_client::get("/"), r), probe_error::none);
+  EXPECT_EQ(r.header("x-hotswap-version"), "4");
+  EXPECT_EQ(r.header("x-hotswap-build"), "greeting-1");
+  const probe_reply swapped =
+      admin(old.admin_port(), "POST", "/admin/swap", json{{"module", "greeting"}, {"file", "greeting-2.so"}}.dump());
+  ASSERT_EQ(swapped.status, 200) << swapped.body;
+  ASSERT_EQ(client.exchange(probe_client::get("/"), r), probe_error::none);
+  EXPECT_EQ(r.header("x-hotswap-version"), "5");
+  EXPECT_EQ(r.header("x-hotswap-build"), "greeting-2");
+}
+
 TEST_F(http_upgrade, requests_sent_during_the_handover_are_answered_exactly_once) {
   daemon_process old(args(2));
   ASSERT_TRUE(old.wait_serving()) << old.log();

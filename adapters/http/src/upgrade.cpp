@@ -277,9 +277,12 @@ void server::impl::adopt_state(const std::string& state) {
                       e.value("to_version", std::uint64_t{0}), e.value("from_build", ""), e.value("to_build", ""),
                       e.value("message", "")});
   audit->restore(std::move(events));
-  // Serve what the running server serves now, not what its command line once named.
+  // Serve what the running server serves now, not what its command line once
+  // named, as a version numbered after the one serving there: the versions a
+  // client sees (X-Hotswap-Version) never go back across an upgrade.
   for (const json& m : j.value("modules", json::array())) {
     const std::string name = m.value("name", ""), file = m.value("file", ""), sha = m.value("sha256", "");
+    const std::uint64_t version = m.value("version", std::uint64_t{0});
     const auto known = registry->names();
     if (std::find(known.begin(), known.end(), name) == known.end())
       throw config_error("module '" + name + "' serves in the running server but no route here names it");
@@ -289,7 +292,9 @@ void server::impl::adopt_state(const std::string& state) {
         if (v.number == serving) return v.id.sha256;
       return std::string();
     };
-    if (sha_now() == sha) continue;
+    auto& slot = registry->module(name);
+    if (sha_now() == sha && slot.current_version() > version) continue;
+    slot.continue_numbering_after(version);
     registry->swap("upgrade", name, file);  // every check and the preflight, as any swap
     if (sha_now() != sha)
       throw config_error("module '" + name + "': " + file + " no longer holds the bytes the running server serves (sha256 " +

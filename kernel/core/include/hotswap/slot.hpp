@@ -203,6 +203,15 @@ class slot {
     return install(make_block(std::move(label), std::move(value)));
   }
 
+  /// Numbers the next version published after `number` when that is ahead of
+  /// this slot's own count, and never moves the count back. A process that
+  /// takes over from another (a host upgrade) continues its numbering, so the
+  /// versions its clients see never go backwards.
+  void continue_numbering_after(std::uint64_t number) {
+    std::lock_guard lock(books_->mutex);
+    books_->last_number = std::max(books_->last_number, number);
+  }
+
   /// Every live version, oldest first: the serving one and those draining.
   std::vector<version_status> versions() const {
     std::lock_guard lock(books_->mutex);

@@ -207,6 +207,12 @@ class basic_module_slot {
 
   // ---- status -------------------------------------------------------------
 
+  /// The next swap's version is numbered after `number` if that is ahead
+  /// (slot::continue_numbering_after: a host that takes over from another).
+  void continue_numbering_after(std::uint64_t number) {
+    std::lock_guard swapping(swap_mutex_);
+    slot_.continue_numbering_after(number);
+  }
   std::uint64_t current_version() const {
     std::lock_guard lock(mutex_);
     return serving_->number();
