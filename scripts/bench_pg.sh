@@ -23,8 +23,13 @@
 # clients, 0 version mismatches (short and long) and the swapping phase swapped (the ctest
 # pg.pgbench_quick).
 # Usage: scripts/bench_pg.sh [seconds-per-phase (default 60)]
+# Then the swaps' cost on its own: PAIRS interleaved pairs of PAIR_S s, the same short transactions
+# beside a changer session that does nothing every INTERVAL s, then beside one that swaps; the
+# median of the pairs' TPS ratios is the figure quoted (the 60 s phases run once each, in order,
+# so the machine's drift between them is in their ratio too).
 # Environment: BUILD (default build/test), CLIENTS (4), INTERVAL (0.1), LONG_MS (250),
-#              ROWS (10000000), REPS (5), OUT (results), CHECK
+#              ROWS (10000000), REPS (5), PAIRS (5; 1 under 10 s phases), PAIR_S (10, at most
+#              the phase length), OUT (results), CHECK
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -33,6 +38,8 @@ clients=${CLIENTS:-4}
 interval=${INTERVAL:-0.1}
 rows=${ROWS:-10000000}
 reps=${REPS:-5}
+pair_s=${PAIR_S:-$(( seconds < 10 ? seconds : 10 ))}
+pairs=${PAIRS:-$(( seconds < 10 ? 1 : 5 ))}
 out=${OUT:-results}
 bin=/usr/lib/postgresql/15/bin
 for tool in "$bin/initdb" "$bin/pg_ctl" "$bin/pgbench" psql gnuplot python3; do
@@ -198,6 +205,27 @@ changer_maps() { sed -n 's/.*changer maps \([0-9]*\) lines.*/\1/p' "$work/$1.loo
 summarize swapping "\"changes\": $(( $(q -c "SELECT count(*) FROM hotswap.swap_history") - before )),
                     \"changer_backend_maps\": $(changer_maps swapping)"
 
+# ---- the swaps' cost on its own: interleaved pairs -------------------------------------------
+# Both sides of a pair carry the same changer session, waking every INTERVAL s to commit a
+# transaction; only what it runs differs: nothing, or a swap.
+changer() {  # $1: the statement it runs each time (i counts them), for PAIR_S + 1 s
+  q -c "DO \$\$ DECLARE stop timestamptz := clock_timestamp() + interval '$(( pair_s + 1 )) s'; i int := 0;
+        BEGIN WHILE clock_timestamp() < stop LOOP $1; COMMIT; i := i + 1; PERFORM pg_sleep($interval); END LOOP;
+        END \$\$"
+}
+pair_tps() {  # the short transactions' TPS over PAIR_S s beside changer "$1"
+  changer "$1" &
+  loop=$!
+  "$bin/pgbench" -n -c "$clients" -j 2 -T "$pair_s" -f "$work/hotswap.sql" 2>>"$work/pairs.err" |
+    sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+  wait "$loop"; loop=
+}
+pairs_json=$(for r in $(seq "$pairs"); do
+  steady_tps=$(pair_tps "PERFORM 1")
+  swapping_tps=$(pair_tps "PERFORM hotswap.swap('ver', CASE WHEN i % 2 = 0 THEN 'pg_version_v2.so' ELSE 'pg_version_v1.so' END)")
+  printf '{"steady_tps": %s, "swapping_tps": %s}\n' "${steady_tps:-0}" "${swapping_tps:-0}"
+done | paste -sd, -)
+
 # ---- today: CREATE OR REPLACE FUNCTION with a new file name per version -----------------
 # The files first (a new name per version, alternating builds), then one backend replaces the
 # functions every INTERVAL s, committing each, as the swap loop does. At the end it calls every
@@ -267,12 +295,18 @@ per_row_json=$(for f in "add_one(i)" "plain_add_one(i)" "i + 1"; do
 done | paste -sd, -)
 
 # ---- results ---------------------------------------------------------------------------------
-python3 - "$work" "$out" "$seconds" "$clients" "$interval" "$rows" "$reps" "$long_s" "{$per_row_json}" <<'EOF'
-import json, sys, os
+python3 - "$work" "$out" "$seconds" "$clients" "$interval" "$rows" "$reps" "$long_s" "{$per_row_json}" \
+  "[$pairs_json]" "$pair_s" <<'EOF'
+import json, statistics, sys, os
 sys.path.insert(0, "scripts")
 import machine
-work, out, seconds, clients, interval, rows, reps, long_s, per_row = sys.argv[1:]
+work, out, seconds, clients, interval, rows, reps, long_s, per_row, pairs, pair_s = sys.argv[1:]
 per_row = json.loads(per_row)
+pairs = json.loads(pairs)
+for p in pairs:
+    p["ratio"] = p["swapping_tps"] / p["steady_tps"] if p["steady_tps"] else 0
+pair_ratio = statistics.median(p["ratio"] for p in pairs) if pairs else 0
+pair_ratios = ", ".join(f"{p['ratio']:.3f}" for p in pairs)
 disp, plain, builtin = per_row["add_one(i)"], per_row["plain_add_one(i)"], per_row["i + 1"]
 phases = [json.load(open(f"{work}/{p}.json")) for p in ("steady", "swapping", "replace", "restart")]
 by = {p["phase"]: p for p in phases}
@@ -281,6 +315,7 @@ doc = {"command": f"scripts/bench_pg.sh {seconds}", "commit": m["commit"], "unco
        "cpu": m["cpu"], "cores": m["cores"], "kernel": m["kernel"], "compiler": m["compiler"], "date": m["date"],
        "clients": int(clients), "interval_s": float(interval), "long_transaction_pause_s": float(long_s),
        "phases": phases,
+       "tps_pairs": {"pair_s": int(pair_s), "pairs": pairs, "median_ratio": pair_ratio},
        "per_row": {"rows": int(rows), "reps": int(reps), "dispatcher": disp, "direct_c": plain, "builtin": builtin},
        "load_end": m["load"]}
 json.dump(doc, open(f"{out}/pg-bench.json", "w"), indent=2)
@@ -307,7 +342,11 @@ with open(f"{out}/pg-bench.md", "w") as f:
         w(f"| {p['phase']} | {p['changes']} | {p['transactions']} | {p['tps']:.0f} | {p['failed']} | "
           f"{p['aborted_clients']} | {p['longest_gap_s']:.3f} s | {p['mismatches']} | {p['long_transactions']} | "
           f"{p['long_mismatches']} | {p['maps_per_backend_max']} | {cb} |\n")
-    w(f"\n- TPS swapping / steady: **{ratio:.3f}** (target >= 0.95), {by['swapping']['changes']} swaps.\n")
+    w(f"\n- TPS swapping / steady: **{pair_ratio:.3f}** (target >= 0.95), the median of {len(pairs)} interleaved "
+      f"pairs of {pair_s} s, the same short transactions beside a changer session that did nothing every {interval} s, "
+      f"then beside one that swapped (pair ratios: {pair_ratios}). "
+      f"The {seconds} s phases above, run once each, one after the other: {ratio:.3f} "
+      f"({by['swapping']['changes']} swaps), which also holds the machine's drift between them.\n")
     w(f"- Per row, `SELECT sum(f(i)) FROM generate_series(1, {rows}) i`, {reps} interleaved runs each, medians of "
       f"the backend's CPU time (wall time in brackets, which includes waiting for a CPU): dispatcher "
       f"{disp['cpu_median_ms']:.0f} ms ({disp['wall_median_ms']:.0f}), the same function as a plain C function "
@@ -325,9 +364,12 @@ with open(f"{out}/pg-bench.md", "w") as f:
       f"called every version {by['replace'].get('changer_backend_maps')}; with hotswap_pg "
       f"{by['swapping']['maps_per_backend_max']} and {by['swapping'].get('changer_backend_maps')} "
       f"(one version takes 5 lines; the replaced one unloads after a grace period).\n")
-    if max(loads) > (m["cores"] or 1):
-        w(f"\n**The 1-minute load average reached {max(loads):.1f} on {m['cores']} cores: other work shared the "
-          f"machine, and ratios within a few percent of 1 are within its noise.**\n")
+    # The phases load the machine themselves (4 + 1 clients and their backends on 2 cores); the load
+    # before the first one says whether other work shared it.
+    idle_load = float(phases[0]["load_before"].split()[0])
+    if idle_load > 1:
+        w(f"\n**The 1-minute load average was {idle_load:.1f} on {m['cores']} cores before the first phase: other work "
+          f"shared the machine, and ratios within a few percent of 1 are within its noise.**\n")
 bad = [f"{p['phase']}: {k}={p[k]}" for p in phases if p["phase"] in ("steady", "swapping")
        for k in ("failed", "aborted_clients", "mismatches", "long_mismatches") if p[k] != 0]
 if by["swapping"]["changes"] == 0: bad.append("swapping: no swap happened")
