@@ -106,9 +106,11 @@ t.append(("keep-alive req/s swapping / steady", ">= 0.90", f"{kr:.2f}", ok(kr >=
 lines = ["# Cheap swaps (issue 26): the targets in one run", "",
          f"`scripts/cheap_swaps.sh` at commit `{commit}`, {date}, {cpu} ({cores} cores), {kernel}. "
          f"Load average {load_before} before, {load_kernel} after the kernel runs, {load_after} at the end "
-         f"({elapsed} s). **Other helpers were building on this 2-core machine during the run** (the load "
-         "averages above): absolute numbers are disturbed; the ratios compare backends measured in the same "
-         "run, interleaved.", ""]
+         f"({elapsed} s). "
+         + ("**Other work shared this 2-core machine during the run** (the load before it): absolute numbers "
+            "are disturbed; " if float(load_before.split()[0]) > 1.0 else
+            "Nothing else ran before the run (the later load averages are the run's own); ")
+         + "the ratios compare backends measured in the same run, interleaved.", ""]
 if has_base:
     lines += [f"\"Before (BASE)\" is the build of commit `{base_commit}`, run in the same measurement.", ""]
 lines += ["| target | wanted | measured | |", "|---|---|---|---|"]
