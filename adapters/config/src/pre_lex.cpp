@@ -91,16 +91,29 @@ std::optional<config_error> scan(std::string_view text, const std::string& file,
     return config_error{file, line, static_cast<std::uint32_t>(column + (k - at)),
                         "a table header must start with a key (a letter, digit, '_', '-' or a quote)"};
   };
-  // toml++ 3.3.0 reads YYYY-MM-DD followed by 'T' as a date-time and then
-  // assumes a digit (TOML_ASSERT_ASSUME in parse_time(); found by the
-  // config_loader fuzz target once assertions were on): "1979-05-27T$7:32".
+  // toml++ 3.3.0 reads a 10-character token shaped like YYYY-MM-DD followed by
+  // 'T', or by a space and a digit, as a date-time and then assumes a
+  // well-formed time (TOML_ASSERT_ASSUME in parse_time() and parse_value();
+  // found by the config_loader fuzz target once assertions were on):
+  // "1979-05-27T$7:32", "1979-05-27 5", "197;-05-27 5". It counts the token's
+  // characters but '_' and scans at most 127 of them, so the walk back is
+  // bounded too. Valid TOML has a time there, so only invalid input is refused.
+  const auto digit_at = [&](std::size_t k) { return k < text.size() && text[k] >= '0' && text[k] <= '9'; };
   const auto time_after_date = [&](std::size_t t) -> std::optional<config_error> {
-    if (t < 10 || (t > 10 && std::string_view("=[{, \t").find(text[t - 11]) == std::string_view::npos)) return std::nullopt;
-    for (std::size_t k = t - 10; k < t; ++k) {
-      const bool dash = k == t - 6 || k == t - 3;
-      if (dash ? text[k] != '-' : (text[k] < '0' || text[k] > '9')) return std::nullopt;
+    std::size_t start = t, counted = 0;
+    while (start > 0 && t - start < 128 && std::string_view("=[{, \t\r\n").find(text[start - 1]) == std::string_view::npos)
+      counted += text[--start] != '_';
+    if (counted != 10 || !digit_at(start)) return std::nullopt;
+    for (std::size_t k = start, n = 0; k < t; ++k) {
+      if (text[k] == '_') continue;
+      if ((n == 4 || n == 7) && text[k] != '-') return std::nullopt;
+      ++n;
     }
-    if (t + 1 < text.size() && text[t + 1] >= '0' && text[t + 1] <= '9') return std::nullopt;
+    if (text[t] == ' ') {  // a date alone, or a time after the space: then HH:
+      if (!digit_at(t + 1) || (digit_at(t + 2) && t + 3 < text.size() && text[t + 3] == ':')) return std::nullopt;
+      return config_error{file, line, column + 1, "a date-time needs a time (HH:MM:SS) after the space after its date"};
+    }
+    if (digit_at(t + 1)) return std::nullopt;
     return config_error{file, line, column + 1, "a date-time needs a time (HH:MM:SS) after its 'T'"};
   };
   // TOML 1.0 allows a byte order mark first; toml++ skips it, columns start after it.
@@ -145,6 +158,9 @@ std::optional<config_error> scan(std::string_view text, const std::string& file,
         end_line();
       } else if (c == ' ' || c == '\t' || c == '\r') {
         // separates tokens; a quote after a finished key or value is still not a string
+        if (value && c == ' ') {
+          if (auto e = time_after_date(i)) return e;
+        }
       } else if (c == '=' && !value) {
         value_depth = key_base() + parts;
         if (auto e = too_deep(value_depth)) return e;
