@@ -12,26 +12,18 @@ out=${OUT:-results/bench-canary-call}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHOTSWAP_BUILD_TESTS=OFF -DHOTSWAP_BUILD_STRESS=OFF >/dev/null
 cmake --build "$build" -j 2 --target hotswap-bench-module
 bin=$build/bench/hotswap-bench-module
-clean() { tr ',=\n' ';: ' <<<"$*" | sed 's/ *$//'; }
 for f in hotswap_bench_module_slot_call hotswap_bench_module_slot_routed_call hotswap_bench_canary_call; do
   # The symbol's address without its leading zeros (16 hex digits would read as a commit name).
   objdump -d --no-show-raw-insn --disassemble="$f" "$bin" | sed -n "/<$f>:/,\$p" | sed 's/^0*\([0-9a-f]* <\)/\1/'
 done >"$out.asm.txt"
 exec 9>/tmp/hotswap-measure.lock
 flock 9
-eval "$(python3 scripts/machine.py --shell)"   # machine_commit, machine_cpu, ..., machine_load (before the run)
+mapfile -t machine < <(python3 scripts/machine.py --benchmark-context)   # commit, cpu, ..., load before the run
 filter='^BM_call_(direct_add|direct_pick_add|slot_add|slot_add_noinline|slot_routed_add|slot_routed_add_noinline|canary_none_add|canary_none_add_noinline|canary_add|canary_add_noinline)(/|$)'
 "$bin" --benchmark_filter="$filter" --benchmark_repetitions="${REPS:-10}" --benchmark_min_time="${MIN_TIME:-0.2}" \
   --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \
   --benchmark_out="$out.json" --benchmark_out_format=json \
-  --benchmark_context=commit="$machine_commit" \
-  --benchmark_context=uncommitted_files="$machine_uncommitted" \
-  --benchmark_context=cpu="$(clean "$machine_cpu")" \
-  --benchmark_context=cores="$machine_cores" \
-  --benchmark_context=kernel="$(clean "$machine_kernel")" \
-  --benchmark_context=compiler="$(clean "$machine_compiler")" \
-  --benchmark_context=date="$machine_date" \
-  --benchmark_context=loadavg_before="$machine_load" \
+  "${machine[@]}" \
   --benchmark_context=command="scripts/bench_canary_call.sh (REPS ${REPS:-10} MIN_TIME ${MIN_TIME:-0.2})" >/dev/null
 flock -u 9
 python3 - "$out.json" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'

@@ -10,20 +10,12 @@ out=${OUT:-results/bench-module}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHOTSWAP_BUILD_TESTS=OFF -DHOTSWAP_BUILD_STRESS=OFF >/dev/null
 cmake --build "$build" -j "$(nproc)" --target hotswap-bench-module
 bin=$build/bench/hotswap-bench-module
-clean() { tr ',=\n' ';: ' <<<"$*" | sed 's/ *$//'; }
 exec 9>/tmp/hotswap-measure.lock
 flock 9
-eval "$(python3 scripts/machine.py --shell)"   # machine_commit, machine_cpu, ..., machine_load (before the run)
+mapfile -t machine < <(python3 scripts/machine.py --benchmark-context)   # commit, cpu, ..., load before the run
 "$bin" --benchmark_repetitions="${REPS:-3}" --benchmark_report_aggregates_only=true \
   --benchmark_out="$out.json" --benchmark_out_format=json \
-  --benchmark_context=commit="$machine_commit" \
-  --benchmark_context=uncommitted_files="$machine_uncommitted" \
-  --benchmark_context=cpu="$(clean "$machine_cpu")" \
-  --benchmark_context=cores="$machine_cores" \
-  --benchmark_context=kernel="$(clean "$machine_kernel")" \
-  --benchmark_context=compiler="$(clean "$machine_compiler")" \
-  --benchmark_context=date="$machine_date" \
-  --benchmark_context=loadavg_before="$machine_load" \
+  "${machine[@]}" \
   --benchmark_context=command="scripts/bench_module.sh (REPS ${REPS:-3})" >/dev/null
 flock -u 9
 python3 scripts/render_module_bench.py "$out.json" "$out.md"

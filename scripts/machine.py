@@ -9,6 +9,9 @@ them from here instead of each reading /proc its own way.
   scripts/machine.py                 one JSON object with every field
   scripts/machine.py --shell         machine_<field>=<quoted value> lines, for
                                      eval "$(scripts/machine.py --shell)"
+  scripts/machine.py --benchmark-context   the same facts as Google Benchmark
+                                     --benchmark_context=KEY=VALUE arguments, one
+                                     per line (',' and '=' in values replaced)
   scripts/machine.py load            one field, plain (any field name)
   scripts/machine.py --compiler PATH ...   the compiler to name (default c++)
 
@@ -80,10 +83,17 @@ def main(argv):
     elif argv == ["--shell"]:
         for k, v in f.items():
             print(f"machine_{k}={shlex.quote(str(v))}")
+    elif argv == ["--benchmark-context"]:
+        # Google Benchmark splits --benchmark_context on ',' and '='.
+        keys = {"commit": "commit", "uncommitted": "uncommitted_files", "cpu": "cpu", "cores": "cores",
+                "kernel": "kernel", "compiler": "compiler", "date": "date", "load": "loadavg_before"}
+        for k, name in keys.items():
+            value = str(f[k]).translate(str.maketrans(",=\n", ";: ")).rstrip()
+            print(f"--benchmark_context={name}={value}")
     elif len(argv) == 1 and argv[0] in f:
         print(f[argv[0]])
     else:
-        print(f"usage: {sys.argv[0]} [--compiler PATH] [--shell | FIELD]; fields: {' '.join(f)}", file=sys.stderr)
+        print(f"usage: {sys.argv[0]} [--compiler PATH] [--shell | --benchmark-context | FIELD]; fields: {' '.join(f)}", file=sys.stderr)
         return 2
     return 0
 
