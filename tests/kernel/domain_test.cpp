@@ -1,4 +1,6 @@
 // The domain's verbs, against every policy.
+#include <sched.h>
+
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -177,6 +179,25 @@ TYPED_TEST(domain_test, destructor_drains_pending_retires) {
     for (int i = 0; i < 10; ++i) d.retire(new int(i), [&](int* p) { delete p; ran.fetch_add(1); });
   }
   EXPECT_EQ(ran.load(), 10);
+}
+
+// domain_options::batch_reclaimer: deleters run under SCHED_BATCH (a woken
+// reclaimer never preempts a busy caller); turned off, under the policy the
+// reclaimer inherited.
+TYPED_TEST(domain_test, the_reclaimer_runs_under_sched_batch_unless_told_not_to) {
+  if (::sched_getscheduler(0) != SCHED_OTHER) GTEST_SKIP() << "this test runs under a policy other than SCHED_OTHER";
+  for (const bool batch : {true, false}) {
+    domain_options o = TypeParam::options();
+    o.batch_reclaimer = batch;
+    typename TypeParam::domain_type d(o);
+    std::atomic<int> policy{-1};
+    d.retire(new int(1), [&](int* p) {
+      delete p;
+      policy.store(::sched_getscheduler(0));
+    });
+    d.barrier();
+    EXPECT_EQ(policy.load(), batch ? SCHED_BATCH : SCHED_OTHER) << (batch ? "batch_reclaimer on" : "off");
+  }
 }
 
 TYPED_TEST(domain_test, two_domains_on_one_thread_are_independent) {

@@ -2,16 +2,20 @@
 // work for a thread's exit, a dedicated thread that has exited by the time
 // run_hook returns for the others, and a hung hook that holds up nobody.
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include <hotswap/module/detail/hook_runner.hpp>
 
@@ -103,6 +107,40 @@ TEST(hook_threads, a_reused_thread_takes_no_asynchronous_signal_but_faults) {
   }, 10s, hook_thread::reused);
   ASSERT_EQ(o.kind, hook_outcome::returned);
   EXPECT_EQ(o.rc, 0) << "a pool thread's signal mask lets the host's SIGTERM in, or blocks a fault";
+}
+
+// A pool thread started by an unload task comes from the domain's reclaimer,
+// which runs under SCHED_BATCH; the thread then serves later tasks too (a
+// swap's startup hook), so it goes back to the process's SCHED_OTHER.
+TEST(hook_threads, a_pool_thread_started_from_a_batch_thread_runs_under_the_process_policy) {
+  if (::sched_getscheduler(0) != SCHED_OTHER) GTEST_SKIP() << "this test runs under a policy other than SCHED_OTHER";
+  auto& pool = modules::detail::spare_threads::instance();
+  const std::size_t tasks = pool.counts().second + 2;  // more than are idle: new threads start
+  std::mutex m;
+  std::condition_variable cv;
+  std::size_t started = 0, finished = 0, batch_seen = 0;
+  bool release = false;
+  std::thread starter([&] {
+    const sched_param none{};
+    ASSERT_EQ(::sched_setscheduler(0, SCHED_BATCH, &none), 0);
+    for (std::size_t i = 0; i < tasks; ++i)
+      pool.run([&] {
+        std::unique_lock lock(m);
+        ++started;
+        if (::sched_getscheduler(0) == SCHED_BATCH) ++batch_seen;
+        cv.notify_all();
+        cv.wait(lock, [&] { return release; });  // each task holds its thread: the next needs another
+        ++finished;
+        cv.notify_all();
+      });
+  });
+  starter.join();
+  std::unique_lock lock(m);
+  ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return started == tasks; })) << started << " of " << tasks << " started";
+  EXPECT_EQ(batch_seen, 0U) << "pool threads kept the SCHED_BATCH of the thread that started them";
+  release = true;
+  cv.notify_all();
+  cv.wait(lock, [&] { return finished == started; });  // the tasks use this frame's locals
 }
 
 }  // namespace

@@ -56,7 +56,7 @@ class basic_domain {
   using reader = typename Grace::reader;
 
   explicit basic_domain(domain_options options = {})
-      : grace_(options), reclaimer_(grace_, options.reclaim, options.reclaim_window) {}
+      : grace_(options), reclaimer_(grace_, options.reclaim, options.reclaim_window, options.batch_reclaimer) {}
   basic_domain(const basic_domain&) = delete;
   basic_domain& operator=(const basic_domain&) = delete;
 

@@ -60,6 +60,18 @@ struct domain_options {
   /// raise it for swap rates above ~10 kHz.
   std::chrono::nanoseconds reclaim_window = std::chrono::microseconds(200);
 
+  /// Whether the background reclaimer runs under SCHED_BATCH (if it would
+  /// otherwise run under SCHED_OTHER; a real-time or idle policy it inherits is
+  /// left alone). A batch thread that wakes never preempts a running one: it
+  /// runs at the next tick or on an idle CPU. When callers keep every CPU busy
+  /// its rounds then take turns with them instead of cutting into their calls,
+  /// and a writer that fills slot_options::max_draining waits for room rather
+  /// than take the CPU they need. On idle CPUs nothing changes. Measured with
+  /// 2 callers on 2 cores (results/cheap-swaps.md): caller p99.99 from about 2x
+  /// liburcu's to a fraction of it, calls/s and swaps/s kept. Turn it off when
+  /// memory must come back at once on a saturated machine.
+  bool batch_reclaimer = true;
+
   /// A reader inside one section for longer than this is reported through
   /// on_stall (once per grace period). It only delays reclamation.
   std::chrono::nanoseconds stall_threshold = std::chrono::milliseconds(100);

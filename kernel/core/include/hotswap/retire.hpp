@@ -11,6 +11,8 @@
 // may call (liburcu's README asks the same of call_rcu users).
 #pragma once
 
+#include <sched.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -49,9 +51,12 @@ namespace detail {
 template <class Grace>
 class reclaimer final : fork_participant {
  public:
-  reclaimer(Grace& grace, reclaim_mode mode, std::chrono::nanoseconds window)
+  reclaimer(Grace& grace, reclaim_mode mode, std::chrono::nanoseconds window, bool batch = false)
       : grace_(grace), window_(window), background_(mode == reclaim_mode::background) {
-    if (background_) thread_ = std::thread([this] { run(); });
+    if (background_) thread_ = std::thread([this, batch] {
+      if (batch) run_as_batch();
+      run();
+    });
     if constexpr (!model_checked) fork_registry::add(*this);
   }
   reclaimer(const reclaimer&) = delete;
@@ -135,6 +140,16 @@ class reclaimer final : fork_participant {
   void wake() noexcept {
     wakeups_.fetch_add(1, std::memory_order_release);  // pairs with the acquire load in run()
     wakeups_.notify_one();
+  }
+
+  // domain_options::batch_reclaimer. Only from SCHED_OTHER: a host's real-time
+  // or idle policy stays. A refusal (a seccomp filter) leaves the policy as it was.
+  static void run_as_batch() noexcept {
+    if constexpr (!model_checked) {
+      if (::sched_getscheduler(0) != SCHED_OTHER) return;
+      const sched_param none{};
+      ::sched_setscheduler(0, SCHED_BATCH, &none);
+    }
   }
 
   void run() {

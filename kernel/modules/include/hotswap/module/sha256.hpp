@@ -27,7 +27,7 @@ class sha256 {
 
   /// Throws std::bad_alloc if libcrypto cannot make a context.
   sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) throw std::bad_alloc();
+    if (!ctx_ || EVP_DigestInit_ex2(ctx_.get(), algorithm(), nullptr) != 1) throw std::bad_alloc();
   }
 
   void update(std::span<const std::byte> data) noexcept {
@@ -57,6 +57,17 @@ class sha256 {
   }
 
  private:
+  // Fetched once: EVP_sha256() makes every init look the provider up again
+  // (locks, a name lookup and ENGINE checks), most of a small file's hash.
+  // Process-wide and never freed, as libcrypto keeps its own until exit.
+  static const EVP_MD* algorithm() {
+    static const EVP_MD* const md = [] {
+      const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
+      return fetched != nullptr ? fetched : EVP_sha256();
+    }();
+    return md;
+  }
+
   struct ctx_free {
     void operator()(EVP_MD_CTX* c) const noexcept { EVP_MD_CTX_free(c); }
   };

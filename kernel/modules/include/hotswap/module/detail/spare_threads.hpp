@@ -22,7 +22,9 @@
 #pragma once
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -102,7 +104,18 @@ class spare_threads final : fork_participant {
     ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   }
 
+  // An unload task starts from the domain's reclaimer, which runs under
+  // SCHED_BATCH (domain_options::batch_reclaimer), and a new thread inherits
+  // that. A pool thread serves every later task, startup hooks a swap waits
+  // for among them, so it takes the process's policy (its main thread's) back.
+  static void leave_inherited_batch() noexcept {
+    if (::sched_getscheduler(0) != SCHED_BATCH || ::sched_getscheduler(::getpid()) != SCHED_OTHER) return;
+    const sched_param none{};
+    ::sched_setscheduler(0, SCHED_OTHER, &none);
+  }
+
   void work() noexcept {
+    leave_inherited_batch();
     std::unique_lock lock(mutex_);
     for (;;) {
       if (!queue_.empty()) {
