@@ -17,7 +17,8 @@
 # container or library lines mapped in each pgbench backend near the phase's end and in the
 # backend that made the changes (what accumulates). Then the dispatcher's cost per row against
 # the same function as a plain C function: SELECT sum(f(i)) FROM generate_series(1, ROWS) i
-# (medians of REPS interleaved runs).
+# (medians of REPS interleaved runs), and, where valgrind is installed, the same in instructions
+# per row (callgrind on a single-user backend after the server stopped).
 # Writes results/pg-bench.{json,md,png}. Holds /tmp/hotswap-measure.lock.
 # With CHECK=1 it exits 1 unless the hotswap phases had 0 failed transactions, 0 aborted
 # clients, 0 version mismatches (short and long) and the swapping phase swapped (the ctest
@@ -29,7 +30,7 @@
 # so the machine's drift between them is in their ratio too).
 # Environment: BUILD (default build/test), CLIENTS (4), INTERVAL (0.1), LONG_MS (250),
 #              ROWS (10000000), REPS (5), PAIRS (5; 1 under 10 s phases), PAIR_S (10, at most
-#              the phase length), OUT (results), CHECK
+#              the phase length), IR_ROWS (100000), OUT (results), CHECK
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -294,14 +295,39 @@ per_row_json=$(for f in "add_one(i)" "plain_add_one(i)" "i + 1"; do
     "$(echo "${cpu[$f]}" | median)"
 done | paste -sd, -)
 
+# ---- the same per row, in instructions --------------------------------------------------------
+# CPU time moves with the machine; the instructions a backend retires do not. Where valgrind is
+# installed, a single-user backend (the server stopped) runs each query under callgrind with
+# IR_ROWS and 3 x IR_ROWS rows: the difference over 2 x IR_ROWS rows is the instructions per row,
+# free of the session's start and of the swap that loads the container (shared memory starts empty).
+instructions_json=null
+if command -v valgrind >/dev/null; then
+  stop
+  ir_rows=${IR_ROWS:-100000}
+  instructions() {  # function rows: the total instructions (callgrind's Ir) of one single-user session
+    local profile="$work/pg/callgrind.$2"
+    printf "SELECT hotswap.swap('ver', 'pg_version_v1.so');\nSELECT sum(%s) FROM generate_series(1, %s) i;\n" "$1" "$2" |
+      "${as_server[@]}" valgrind --tool=callgrind --callgrind-out-file="$profile" "$bin/postgres" --single -D "$data" \
+        postgres >"$work/single.log" 2>&1
+    grep -q '^ERROR\|ERROR:' "$work/single.log" && { echo "bench_pg: a single-user run failed:" >&2; cat "$work/single.log" >&2; exit 1; }
+    sed -n 's/^\(summary\|totals\): \([0-9]*\).*/\2/p' "$profile" | head -1
+  }
+  instructions_json=$(for f in "add_one(i)" "plain_add_one(i)" "i + 1"; do
+    a=$(instructions "$f" "$ir_rows"); b=$(instructions "$f" $(( 3 * ir_rows )))
+    printf '"%s": %s\n' "$f" "$(awk "BEGIN { printf \"%.2f\", ($b - $a) / (2 * $ir_rows) }")"
+  done | paste -sd, -)
+  instructions_json="{\"rows\": $ir_rows, \"per_row\": {$instructions_json}}"
+fi
+
 # ---- results ---------------------------------------------------------------------------------
 python3 - "$work" "$out" "$seconds" "$clients" "$interval" "$rows" "$reps" "$long_s" "{$per_row_json}" \
-  "[$pairs_json]" "$pair_s" <<'EOF'
+  "[$pairs_json]" "$pair_s" "$instructions_json" <<'EOF'
 import json, statistics, sys, os
 sys.path.insert(0, "scripts")
 import machine
-work, out, seconds, clients, interval, rows, reps, long_s, per_row, pairs, pair_s = sys.argv[1:]
+work, out, seconds, clients, interval, rows, reps, long_s, per_row, pairs, pair_s, instructions = sys.argv[1:]
 per_row = json.loads(per_row)
+instructions = json.loads(instructions)
 pairs = json.loads(pairs)
 for p in pairs:
     p["ratio"] = p["swapping_tps"] / p["steady_tps"] if p["steady_tps"] else 0
@@ -317,6 +343,7 @@ doc = {"command": f"scripts/bench_pg.sh {seconds}", "commit": m["commit"], "unco
        "phases": phases,
        "tps_pairs": {"pair_s": int(pair_s), "pairs": pairs, "median_ratio": pair_ratio},
        "per_row": {"rows": int(rows), "reps": int(reps), "dispatcher": disp, "direct_c": plain, "builtin": builtin},
+       "instructions_per_row": instructions,
        "load_end": m["load"]}
 json.dump(doc, open(f"{out}/pg-bench.json", "w"), indent=2)
 ratio = by["swapping"]["tps"] / by["steady"]["tps"] if by["steady"]["tps"] else 0
@@ -354,6 +381,15 @@ with open(f"{out}/pg-bench.md", "w") as f:
       f"{disp['cpu_median_ms']:.0f} ms ({disp['wall_median_ms']:.0f}), the same function as a plain C function "
       f"{plain['cpu_median_ms']:.0f} ms ({plain['wall_median_ms']:.0f}): **{cpu_ratio}** CPU, {wall_ratio} wall "
       f"(target <= 1.05); builtin `i + 1` {builtin['cpu_median_ms']:.0f} ms ({builtin['wall_median_ms']:.0f}).\n")
+    if instructions:
+        ir = instructions["per_row"]
+        w(f"- The same per row in instructions, which the machine's noise does not move (callgrind, a single-user "
+          f"backend, {instructions['rows']:,} and {3 * instructions['rows']:,} rows, the difference per row): "
+          f"dispatcher {ir['add_one(i)']:.1f}, plain C function {ir['plain_add_one(i)']:.1f}: "
+          f"**{ir['add_one(i)'] / ir['plain_add_one(i)']:.3f}x** (target <= 1.05), "
+          f"{ir['add_one(i)'] - ir['plain_add_one(i)']:.1f} instructions per call; builtin `i + 1` {ir['i + 1']:.1f}.\n")
+    else:
+        w("- Instructions per row: not counted (valgrind is not installed).\n")
     w(f"- `pg_ctl restart -m fast` took {by['restart']['pg_ctl_restart_s']:.2f} s; the clients saw "
       f"{by['restart']['longest_gap_s']:.2f} s without a completed transaction and {by['restart']['aborted_clients']} "
       f"aborted sessions (each loses its transaction in flight and its session state).\n")
