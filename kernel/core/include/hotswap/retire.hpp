@@ -51,7 +51,7 @@ namespace detail {
 template <class Grace>
 class reclaimer final : fork_participant {
  public:
-  reclaimer(Grace& grace, reclaim_mode mode, std::chrono::nanoseconds window, bool batch = false)
+  reclaimer(Grace& grace, reclaim_mode mode, std::chrono::nanoseconds window, bool batch)
       : grace_(grace), window_(window), background_(mode == reclaim_mode::background) {
     if (background_) thread_ = std::thread([this, batch] {
       if (batch) run_as_batch();
