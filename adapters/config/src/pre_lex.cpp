@@ -101,8 +101,11 @@ std::optional<config_error> scan(std::string_view text, const std::string& file,
   const auto digit_at = [&](std::size_t k) { return k < text.size() && text[k] >= '0' && text[k] <= '9'; };
   const auto time_after_date = [&](std::size_t t) -> std::optional<config_error> {
     std::size_t start = t, counted = 0;
-    while (start > 0 && t - start < 128 && std::string_view("=[{, \t\r\n").find(text[start - 1]) == std::string_view::npos)
+    // toml++ counts a '[' inside the token as part of it ("197;-05-[[ 7"); a leading run of
+    // them opens arrays, and the value starts after it.
+    while (start > 0 && t - start < 128 && std::string_view("={}], \t\r\n").find(text[start - 1]) == std::string_view::npos)
       counted += text[--start] != '_';
+    for (; start < t && text[start] == '['; ++start) --counted;
     if (counted != 10 || !digit_at(start)) return std::nullopt;
     for (std::size_t k = start, n = 0; k < t; ++k) {
       if (text[k] == '_') continue;
