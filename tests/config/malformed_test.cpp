@@ -108,6 +108,8 @@ const malformed cases[] = {
     {"date_shaped_space_one_digit", "a = 1\nc = [197;-05-27 5]\n", 2, 17, "a date-time needs a time"},
     // toml++ counts '[' inside the token (fuzz, fresh-clone CI of stop 30: an abort).
     {"date_shaped_with_brackets_space_one_digit", "a = 1\nc = [ 197;-05-[[ 7]\n", 2, 18, "a date-time needs a time"},
+    // ... and '=' (the fuzz target in stop 30's CI: an abort again).
+    {"date_shaped_with_equals_space_one_digit", "a = 1\nc = [ 197;-0=-[[ 7]\n", 2, 18, "a date-time needs a time"},
     {"brace_in_array", "a = 1\nc = {b = [1,}]]}\n", 2, 13, "'}' inside an array"},
     {"non_ascii_escaped", "a = 1\ntags = [\"x\\\xc3\xa9\"]\n", 2, 12, "U+00E9 after a backslash"},
     {"non_ascii_invalid_utf8_outside_strings", "a = 1\nb = \xff\n", 2, 5, "byte 0xFF (not UTF-8) outside a string"},

@@ -95,23 +95,22 @@ std::optional<config_error> scan(std::string_view text, const std::string& file,
   // 'T', or by a space and a digit, as a date-time and then assumes a
   // well-formed time (TOML_ASSERT_ASSUME in parse_time() and parse_value();
   // found by the config_loader fuzz target once assertions were on):
-  // "1979-05-27T$7:32", "1979-05-27 5", "197;-05-27 5". It counts the token's
-  // characters but '_' and scans at most 127 of them, so the walk back is
-  // bounded too. Valid TOML has a time there, so only invalid input is refused.
+  // "1979-05-27T$7:32", "1979-05-27 5", "197;-0=-[[ 7". Its token is what
+  // parse_value() scans: from the value's first character to a value
+  // terminator (whitespace, ']', '}', ',', '#'), so '=', '[' and quotes inside
+  // it count; '_' does not, and it scans at most 127 characters. Valid TOML
+  // has a time there, so only invalid input is refused.
+  std::size_t token = std::string_view::npos;  // code: where the bare value being read starts
   const auto digit_at = [&](std::size_t k) { return k < text.size() && text[k] >= '0' && text[k] <= '9'; };
   const auto time_after_date = [&](std::size_t t) -> std::optional<config_error> {
-    std::size_t start = t, counted = 0;
-    // toml++ counts a '[' inside the token as part of it ("197;-05-[[ 7"); a leading run of
-    // them opens arrays, and the value starts after it.
-    while (start > 0 && t - start < 128 && std::string_view("={}], \t\r\n").find(text[start - 1]) == std::string_view::npos)
-      counted += text[--start] != '_';
-    for (; start < t && text[start] == '['; ++start) --counted;
-    if (counted != 10 || !digit_at(start)) return std::nullopt;
-    for (std::size_t k = start, n = 0; k < t; ++k) {
+    if (token == std::string_view::npos || t - token > 127 || !digit_at(token)) return std::nullopt;
+    std::size_t n = 0;
+    for (std::size_t k = token; k < t; ++k) {
       if (text[k] == '_') continue;
       if ((n == 4 || n == 7) && text[k] != '-') return std::nullopt;
       ++n;
     }
+    if (n != 10) return std::nullopt;
     if (text[t] == ' ') {  // a date alone, or a time after the space: then HH:
       if (!digit_at(t + 1) || (digit_at(t + 2) && t + 3 < text.size() && text[t + 3] == ':')) return std::nullopt;
       return config_error{file, line, column + 1, "a date-time needs a time (HH:MM:SS) after the space after its date"};
@@ -161,7 +160,7 @@ std::optional<config_error> scan(std::string_view text, const std::string& file,
         end_line();
       } else if (c == ' ' || c == '\t' || c == '\r') {
         // separates tokens; a quote after a finished key or value is still not a string
-        if (value && c == ' ') {
+        if (c == ' ') {
           if (auto e = time_after_date(i)) return e;
         }
       } else if (c == '=' && !value) {
@@ -203,11 +202,13 @@ std::optional<config_error> scan(std::string_view text, const std::string& file,
         // starts there (TOML_ASSERT_ASSUME; config_loader fuzz target).
         return config_error{file, line, column, "'}' inside an array: expected a value, ',' or ']'"};
       } else {
-        if (value && (c == 'T' || c == 't')) {
+        if (value && opens) token = i;
+        if (c == 'T' || c == 't') {
           if (auto e = time_after_date(i)) return e;
         }
         opens = false;  // a bare token, or a character toml++ refuses
       }
+      if (std::string_view(" \t\r\n]},#").find(c) != std::string_view::npos) token = std::string_view::npos;
     } else if (in == state::comment) {
       if (c == '\n') in = state::code, end_line();
     } else if (escaped) {
