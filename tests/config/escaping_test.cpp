@@ -4,12 +4,11 @@
 // stays one line.
 #include <gtest/gtest.h>
 
-#include <toml++/toml.h>
-
 #include <hotswap/config/store.hpp>
 
 #include "../hostile_names.hpp"
 #include "test_support.hpp"
+#include "toml.hpp"
 
 namespace {
 

@@ -425,6 +425,8 @@ std::optional<config_error> parse(std::string_view text, const std::string& file
     root = lex.to_escape.empty() ? toml::parse(text, file) : toml::parse(with_escapes(text, lex.to_escape), file);
   } catch (const toml::parse_error& e) {
     return config_error{file, e.source().begin.line, e.source().begin.column, std::string(e.description())};
+  } catch (const tomlpp_check_failed& e) {
+    return config_error{file, 1, 1, std::string("not read: ") + e.what() + " (somewhere in the file)"};
   }
   return std::nullopt;
 }
