@@ -12,6 +12,9 @@ read, the hash, the checks, the shadow copy, dlopen, startup, the publish,
 the replaced version's shutdown and dlclose on its unload worker, and the idle
 server's own background (measured alone first, subtracted). The first two
 swaps (each build's first load, with its preflight child) are reported apart.
+Where it goes: each thread's CPU time and context switches over the swaps,
+from /proc (schedstat, status), by thread name (the library names its threads:
+hs-reclaim, hs-spare, ...; the server's are httpd-*), less each name's idle share.
 
   scripts/http_swap_cpu.py BUILD_DIR [--swaps 200] [--gap 0.03] [--json out.json] [--md out.md]
 """
@@ -32,6 +35,34 @@ import time
 def process_cpu_clock(pid):
     # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED): the process-wide CPU clock of another pid.
     return ((~pid) << 3) | 2
+
+
+def thread_stats(pid):
+    """{tid: (name, cpu ns, context switches)} of pid's live threads."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns = int(f.read().split()[0])
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                switches = sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+        except OSError:  # it exited meanwhile
+            continue
+        out[tid] = (name, ns, switches)
+    return out
+
+
+def by_name(before, after, count):
+    """CPU us and context switches per event (count of them), by thread name, between two thread_stats()."""
+    totals = {}
+    for tid, (name, ns, switches) in after.items():
+        _, ns0, switches0 = before.get(tid, (name, 0, 0))
+        t = totals.setdefault(name, [0, 0])
+        t[0] += ns - ns0
+        t[1] += switches - switches0
+    return {name: {"cpu_us": ns / count / 1000, "switches": s / count} for name, (ns, s) in totals.items()}
 
 
 def free_port():
@@ -105,13 +136,16 @@ def main():
         time.sleep(0.5)
         # The idle server's own background over one gap (the reclaimer, timers): subtracted below.
         idle = []
+        idle_threads = thread_stats(server.pid)
         for _ in range(20):
             a = time.clock_gettime_ns(clock)
             time.sleep(args.gap)
             idle.append(time.clock_gettime_ns(clock) - a)
         idle_ns = statistics.median(idle)
+        idle_by_name = by_name(idle_threads, thread_stats(server.pid), len(idle))
 
         costs, replies = [], []
+        swap_threads = thread_stats(server.pid)
         before = time.clock_gettime_ns(clock)
         for i in range(args.swaps + 2):
             replies.append(swap(i + 1))  # version 1 serves greeting-1: start with greeting-2
@@ -119,6 +153,12 @@ def main():
             now = time.clock_gettime_ns(clock)
             costs.append(now - before - idle_ns)
             before = now
+        # Per swap (gap included), less what each name spends over an idle gap.
+        threads = by_name(swap_threads, thread_stats(server.pid), args.swaps + 2)
+        for name, t in threads.items():
+            idle_share = idle_by_name.get(name, {"cpu_us": 0, "switches": 0})
+            t["cpu_us"] = max(0.0, t["cpu_us"] - idle_share["cpu_us"])
+            t["switches"] = max(0.0, t["switches"] - idle_share["switches"])
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -142,6 +182,7 @@ def main():
         "took_us_p50": statistics.median(r["took_ms"] for r in replies[2:]) * 1000,
         "stages_us_p50": {k: statistics.median(v) for k, v in stages.items()},
         "preflight_remembered": sum(1 for r in replies[2:] if r.get("preflight_remembered")),
+        "threads": dict(sorted(threads.items(), key=lambda kv: -kv[1]["cpu_us"])),
     }
     print(json.dumps(summary, indent=2))
     machine = {}
@@ -170,6 +211,10 @@ def main():
             f"{summary['took_us_p50']:.0f} |", "",
             "Stages of the request (wall time, p50 us, from the swap's reply): " +
             ", ".join(f"{k} {v:.0f}" for k, v in summary["stages_us_p50"].items()) + ".", "",
+            "Where the CPU goes, by thread (mean per swap, less each thread's idle share; context switches "
+            "per swap beside): " +
+            ", ".join(f"{name} {t['cpu_us']:.0f} us ({t['switches']:.1f})" for name, t in summary["threads"].items()
+                      if t["cpu_us"] >= 1) + ".", "",
         ]
         with open(args.md, "w") as f:
             f.write("\n".join(lines))

@@ -1,9 +1,11 @@
 // The domain's verbs, against every policy.
+#include <pthread.h>
 #include <sched.h>
 
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -198,6 +200,19 @@ TYPED_TEST(domain_test, the_reclaimer_runs_under_sched_batch_unless_told_not_to)
     d.barrier();
     EXPECT_EQ(policy.load(), batch ? SCHED_BATCH : SCHED_OTHER) << (batch ? "batch_reclaimer on" : "off");
   }
+}
+
+TYPED_TEST(domain_test, the_background_reclaimer_is_named) {
+  typename TypeParam::domain_type d(TypeParam::options());
+  std::string name;
+  d.retire(new int(1), [&](int* p) {
+    delete p;
+    char buf[16] = {};
+    ::pthread_getname_np(::pthread_self(), buf, sizeof buf);
+    name = buf;
+  });
+  d.barrier();
+  EXPECT_EQ(name, "hs-reclaim");
 }
 
 TYPED_TEST(domain_test, two_domains_on_one_thread_are_independent) {

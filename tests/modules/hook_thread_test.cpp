@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include <hotswap/module/detail/hook_runner.hpp>
@@ -83,6 +84,25 @@ TEST(hook_threads, a_dedicated_thread_has_exited_when_the_hook_returns) {
 // Reuse: consecutive hooks mostly land on threads that ran an earlier one
 // (the pool never holds more threads than hooks ran at once, plus those
 // still finishing their last task).
+// An operator reading `top -H` or a debugger's thread list sees whose threads these are.
+TEST(hook_threads, hook_threads_are_named_for_what_they_do) {
+  const auto name_seen = [](hook_thread where) {
+    auto name = std::make_shared<std::string>();
+    const hook_outcome o = run_hook(
+        [name](hotswap_plugin_error*, void**) {
+          char buf[16] = {};
+          ::pthread_getname_np(::pthread_self(), buf, sizeof buf);
+          *name = buf;
+          return 0;
+        },
+        10s, where);
+    EXPECT_EQ(o.kind, hook_outcome::returned);
+    return *name;
+  };
+  EXPECT_EQ(name_seen(hook_thread::reused), "hs-spare");
+  EXPECT_EQ(name_seen(hook_thread::dedicated), "hs-hook");
+}
+
 TEST(hook_threads, consecutive_hooks_reuse_threads) {
   for (int i = 0; i < 50; ++i)
     ASSERT_EQ(run_hook([](hotswap_plugin_error*, void**) { return 0; }, 10s, hook_thread::reused).kind,

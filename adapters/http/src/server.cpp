@@ -1,6 +1,7 @@
 #include <sys/socket.h>
 
 #include <cstdio>
+#include <hotswap/detail/thread_name.hpp>
 #include <hotswap/module/path_policy.hpp>
 #include <hotswap/watch/xxh64.hpp>
 #include <hotswap/http/admin_request.hpp>
@@ -461,7 +462,10 @@ void server::impl::start() {
       if (config.takeover_socket.empty()) l->acceptor.listen(net::socket_base::max_listen_connections, ignored);
       accept(*w, *l);
     }
-    w->thread = std::thread([&io = w->io] { io.run(); });
+    w->thread = std::thread([&io = w->io] {
+      hotswap::detail::name_this_thread("httpd-io");
+      io.run();
+    });
   }
   control_guard.emplace(control.get_executor());
   drain_timer.emplace(control);
@@ -469,7 +473,10 @@ void server::impl::start() {
   canary_timer.emplace(control);
   judge_canaries_periodically();
   if (admin) admin->start();
-  control_thread = std::thread([this] { control.run(); });
+  control_thread = std::thread([this] {
+    hotswap::detail::name_this_thread("httpd-control");
+    control.run();
+  });
   if (watch) watch->start();
   if (takeover) accepting();  // tells the old process; its connections follow
 }

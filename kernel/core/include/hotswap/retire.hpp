@@ -27,6 +27,7 @@
 #include "detail/fatal.hpp"
 #include "detail/fork_handlers.hpp"
 #include "detail/schedule_point.hpp"
+#include "detail/thread_name.hpp"
 #include "options.hpp"
 
 namespace hotswap {
@@ -153,6 +154,7 @@ class reclaimer final : fork_participant {
   }
 
   void run() {
+    if constexpr (!model_checked) name_this_thread("hs-reclaim");
     for (;;) {
       const std::uint32_t seen = wakeups_.load(std::memory_order_acquire);
       const bool wanted = barrier_wanted_.exchange(false, std::memory_order_relaxed);

@@ -32,6 +32,7 @@
 #include <thread>
 #include <utility>
 
+#include <hotswap/detail/thread_name.hpp>
 #include <hotswap/module/plugin.h>
 
 #include "spare_threads.hpp"
@@ -80,7 +81,10 @@ hook_outcome run_hook(Call call, std::chrono::nanoseconds deadline, hook_thread 
   };
   std::thread worker;
   if (where == hook_thread::reused) spare_threads::instance().run(std::move(body));
-  else worker = std::thread(std::move(body));
+  else worker = std::thread([body = std::move(body)]() mutable {
+    hotswap::detail::name_this_thread("hs-hook");
+    body();
+  });
   std::unique_lock lock(st->mutex);
   if (!st->done_cv.wait_for(lock, deadline, [&] { return st->done; })) {
     lock.unlock();
