@@ -25,7 +25,8 @@
 # pg.pgbench_quick).
 # Usage: scripts/bench_pg.sh [seconds-per-phase (default 60)]
 # Then the swaps' cost on its own: PAIRS interleaved pairs of PAIR_S s, the same short transactions
-# beside a changer session that does nothing every INTERVAL s, then beside one that swaps; the
+# beside a changer session that does nothing every INTERVAL s and beside one that swaps, the
+# order alternating from pair to pair (so a machine drifting one way does not favour a side); the
 # median of the pairs' TPS ratios is the figure quoted (the 60 s phases run once each, in order,
 # so the machine's drift between them is in their ratio too).
 # Environment: BUILD (default build/test), CLIENTS (4), INTERVAL (0.1), LONG_MS (250),
@@ -221,10 +222,17 @@ pair_tps() {  # the short transactions' TPS over PAIR_S s beside changer "$1"
     sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
   wait "$loop"; loop=
 }
+swaps="PERFORM hotswap.swap('ver', CASE WHEN i % 2 = 0 THEN 'pg_version_v2.so' ELSE 'pg_version_v1.so' END)"
 pairs_json=$(for r in $(seq "$pairs"); do
-  steady_tps=$(pair_tps "PERFORM 1")
-  swapping_tps=$(pair_tps "PERFORM hotswap.swap('ver', CASE WHEN i % 2 = 0 THEN 'pg_version_v2.so' ELSE 'pg_version_v1.so' END)")
-  printf '{"steady_tps": %s, "swapping_tps": %s}\n' "${steady_tps:-0}" "${swapping_tps:-0}"
+  if (( r % 2 )); then
+    steady_tps=$(pair_tps "PERFORM 1")
+    swapping_tps=$(pair_tps "$swaps")
+  else
+    swapping_tps=$(pair_tps "$swaps")
+    steady_tps=$(pair_tps "PERFORM 1")
+  fi
+  printf '{"steady_tps": %s, "swapping_tps": %s, "first": "%s"}\n' "${steady_tps:-0}" "${swapping_tps:-0}" \
+    "$( (( r % 2 )) && echo steady || echo swapping)"
 done | paste -sd, -)
 
 # ---- today: CREATE OR REPLACE FUNCTION with a new file name per version -----------------
@@ -372,8 +380,8 @@ with open(f"{out}/pg-bench.md", "w") as f:
           f"{p['aborted_clients']} | {p['longest_gap_s']:.3f} s | {p['mismatches']} | {p['long_transactions']} | "
           f"{p['long_mismatches']} | {p['maps_per_backend_max']} | {cb} |\n")
     w(f"\n- TPS swapping / steady: **{pair_ratio:.3f}** (target >= 0.95), the median of {len(pairs)} interleaved "
-      f"pairs of {pair_s} s, the same short transactions beside a changer session that did nothing every {interval} s, "
-      f"then beside one that swapped (pair ratios: {pair_ratios}). "
+      f"pairs of {pair_s} s, the same short transactions beside a changer session that did nothing every {interval} s "
+      f"and beside one that swapped, which ran first alternating from pair to pair (pair ratios: {pair_ratios}). "
       f"The {seconds} s phases above, run once each, one after the other: {ratio:.3f} "
       f"({by['swapping']['changes']} swaps), which also holds the machine's drift between them.\n")
     w(f"- Per row, `SELECT sum(f(i)) FROM generate_series(1, {rows}) i`, {reps} interleaved runs each, medians of "
