@@ -2,6 +2,12 @@
 // applications bad in known ways (5% 500s, 20 ms slower, every call 500), the
 // automatic rollback, call-level fallback for GET and none for POST, the
 // response headers, manual promote and abort, /admin/status and /metrics.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "fixture.hpp"
@@ -118,6 +124,38 @@ TEST_F(http_canary, manual_promote_walks_the_steps_and_abort_refuses_when_idle) 
   EXPECT_EQ(admin("POST", "/admin/canary", R"({"module":"greeting","file":"greeting-2.so","steps":[50]})").status,
             400);  // steps must end at 100%
   EXPECT_EQ(admin("POST", "/admin/canary", R"({"module":"nope","file":"greeting-2.so"})").status, 404);
+}
+
+// The control thread's context switches over `window`: its wake-ups, as the
+// kernel counts them (/proc/self/task/*/status of the thread named httpd-control).
+long control_thread_switches_over(std::chrono::milliseconds window) {
+  const auto count = [] {
+    long total = 0;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      if (!std::getline(comm, name) || name != "httpd-control") continue;
+      std::ifstream status(task.path() / "status");
+      for (std::string line; std::getline(status, line);)
+        if (line.find("ctxt_switches:") != std::string::npos) total += std::stol(line.substr(line.find(':') + 1));
+    }
+    return total;
+  };
+  const long before = count();
+  std::this_thread::sleep_for(window);
+  return count() - before;
+}
+
+TEST_F(http_canary, the_verdict_tick_wakes_the_server_only_while_a_canary_runs) {
+  const auto window = std::chrono::milliseconds(500);  // 25 ticks of the default 20 ms; the drain check ticks each 1 s
+  EXPECT_LE(control_thread_switches_over(window), 4) << "idle, before any canary";
+  probe_reply r = admin("POST", "/admin/canary", R"({"module":"greeting","file":"greeting-2.so","steps":[10,100]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_GE(control_thread_switches_over(window), 8) << "a canary runs: its verdict is taken each tick";
+  r = admin("POST", "/admin/canary/abort", R"({"module":"greeting"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  control_thread_switches_over(std::chrono::milliseconds(100));  // the last tick, which finds none running
+  EXPECT_LE(control_thread_switches_over(window), 4) << "idle again after the abort";
 }
 
 TEST_F(http_canary, a_shadow_phase_catches_another_body_on_one_percent_of_paths_before_any_user_sees_it) {

@@ -189,6 +189,8 @@ struct server::impl {
   void serve(detail::worker& w, detail::tcp::socket socket, std::uint64_t number, std::string_view unparsed);
   void check_drains_periodically();
   void judge_canaries_periodically();
+  /// Any thread, after a canary started: the verdict's tick runs again if it had stopped.
+  void canary_started();
   void on_watched_change(const watch::file_change& change);
   std::string metrics_text() const;
   std::string status_json();  // the registry's status calls are not const
@@ -254,6 +256,7 @@ struct server::impl {
   std::optional<detail::net::executor_work_guard<detail::net::io_context::executor_type>> control_guard;
   std::optional<detail::net::steady_timer> drain_timer;
   std::optional<detail::net::steady_timer> canary_timer;  // the canaries' verdict tick
+  bool canary_ticking = false;                            // control thread only: canary_timer is armed
   std::unique_ptr<detail::admin_service> admin;
   std::thread control_thread;
   std::unique_ptr<hotswap::watch::watcher> watch;
