@@ -110,6 +110,11 @@ const malformed cases[] = {
     {"date_shaped_with_brackets_space_one_digit", "a = 1\nc = [ 197;-05-[[ 7]\n", 2, 18, "a date-time needs a time"},
     // ... and '=' (the fuzz target in stop 30's CI: an abort again).
     {"date_shaped_with_equals_space_one_digit", "a = 1\nc = [ 197;-0=-[[ 7]\n", 2, 18, "a date-time needs a time"},
+    // '_' padding a date-shaped token past what toml++'s reader can step back over (parser.inl:568).
+    {"date_padded_with_underscores_then_time", "a = 1\nc = 1" + std::string(115, '_') + "979-05-27 12:\n", 2, 5,
+     "a date cannot contain '_'"},
+    {"date_padded_with_underscores_then_space", "a = 1\nc = [1" + std::string(117, '_') + "979-05-27 ]\n", 2, 6,
+     "a date cannot contain '_'"},
     {"brace_in_array", "a = 1\nc = {b = [1,}]]}\n", 2, 13, "'}' inside an array"},
     {"non_ascii_escaped", "a = 1\ntags = [\"x\\\xc3\xa9\"]\n", 2, 12, "U+00E9 after a backslash"},
     {"non_ascii_invalid_utf8_outside_strings", "a = 1\nb = \xff\n", 2, 5, "byte 0xFF (not UTF-8) outside a string"},

@@ -99,8 +99,13 @@ std::optional<config_error> scan(std::string_view text, const std::string& file,
   // parse_value() scans: from the value's first character to a value
   // terminator (whitespace, ']', '}', ',', '#'), so '=', '[' and quotes inside
   // it count; '_' does not, and it scans at most 127 characters. Valid TOML
-  // has a time there, so only invalid input is refused.
+  // has a time there, so only invalid input is refused. Before a space, the
+  // rescan also steps back over everything it read, and toml++'s reader keeps
+  // only 127 characters to step back over (TOML_ASSERT_ASSUME in step_back(),
+  // a noexcept function: parser.inl:568): a date-shaped token padded with '_'
+  // to 125 or more is refused too, as any '_' in a date is.
   std::size_t token = std::string_view::npos;  // code: where the bare value being read starts
+  std::uint32_t token_column = 0;
   const auto digit_at = [&](std::size_t k) { return k < text.size() && text[k] >= '0' && text[k] <= '9'; };
   const auto time_after_date = [&](std::size_t t) -> std::optional<config_error> {
     if (token == std::string_view::npos || t - token > 127 || !digit_at(token)) return std::nullopt;
@@ -111,6 +116,8 @@ std::optional<config_error> scan(std::string_view text, const std::string& file,
       ++n;
     }
     if (n != 10) return std::nullopt;
+    if (text[t] == ' ' && t - token != 10)
+      return config_error{file, line, token_column, "a date cannot contain '_' (it would be read as a date-time)"};
     if (text[t] == ' ') {  // a date alone, or a time after the space: then HH:
       if (!digit_at(t + 1) || (digit_at(t + 2) && t + 3 < text.size() && text[t + 3] == ':')) return std::nullopt;
       return config_error{file, line, column + 1, "a date-time needs a time (HH:MM:SS) after the space after its date"};
@@ -202,7 +209,7 @@ std::optional<config_error> scan(std::string_view text, const std::string& file,
         // starts there (TOML_ASSERT_ASSUME; config_loader fuzz target).
         return config_error{file, line, column, "'}' inside an array: expected a value, ',' or ']'"};
       } else {
-        if (value && opens) token = i;
+        if (value && opens) token = i, token_column = column;
         if (c == 'T' || c == 't') {
           if (auto e = time_after_date(i)) return e;
         }

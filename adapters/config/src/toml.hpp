@@ -16,6 +16,9 @@
 // parser unwinds the same way; load() refuses the file and the serving version
 // keeps serving. Its error cannot say where toml++ was (line 1, column 1): an
 // input that reaches one is a pre-lexer gap that deserves a precise message.
+// A check inside one of toml++'s noexcept functions (its reader's step_back)
+// still ends the process when it throws: those the pre-lexer must keep
+// unreachable on its own.
 #pragma once
 
 #include <stdexcept>
