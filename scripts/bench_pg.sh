@@ -215,23 +215,44 @@ changer() {  # $1: the statement it runs each time (i counts them), for PAIR_S +
         BEGIN WHILE clock_timestamp() < stop LOOP $1; COMMIT; i := i + 1; PERFORM pg_sleep($interval); END LOOP;
         END \$\$"
 }
-pair_tps() {  # the short transactions' TPS over PAIR_S s beside changer "$1"
+# The server's CPU: user and system clock ticks of the postmaster and of its children, the
+# backends, each with what its own exited children used (cutime, cstime: a backend that exited
+# adds its time to the postmaster's once reaped; a preflight child to its backend's). A zombie
+# shows no time until then, so the count waits (at most 2 s) until no child of the postmaster is one.
+server_cpu_ticks() {
+  local pm reading
+  pm=$(head -1 "$data/postmaster.pid")
+  for _ in $(seq 200); do
+    reading=$(awk -v pm="$pm" '{ sub(/^.*\) /, "") }
+      $2 == pm || FILENAME == "/proc/" pm "/stat" { t += $12 + $13 + $14 + $15; zombies += $1 == "Z" }
+      END { print t + 0, zombies + 0 }' /proc/[0-9]*/stat 2>/dev/null)
+    [[ ${reading#* } == 0 ]] && break
+    sleep 0.01
+  done
+  echo "${reading% *}"
+}
+pair_tps() {  # "TPS ticks": the short transactions' TPS over PAIR_S s beside changer "$1", the server's CPU ticks
+  local before tps
   changer "$1" &
   loop=$!
-  "$bin/pgbench" -n -c "$clients" -j 2 -T "$pair_s" -f "$work/hotswap.sql" 2>>"$work/pairs.err" |
-    sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+  before=$(server_cpu_ticks)
+  tps=$("$bin/pgbench" -n -c "$clients" -j 2 -T "$pair_s" -f "$work/hotswap.sql" 2>>"$work/pairs.err" |
+    sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
+  echo "${tps:-0} $(( $(server_cpu_ticks) - before ))"
   wait "$loop"; loop=
 }
 swaps="PERFORM hotswap.swap('ver', CASE WHEN i % 2 = 0 THEN 'pg_version_v2.so' ELSE 'pg_version_v1.so' END)"
 pairs_json=$(for r in $(seq "$pairs"); do
   if (( r % 2 )); then
-    steady_tps=$(pair_tps "PERFORM 1")
-    swapping_tps=$(pair_tps "$swaps")
+    read -r steady_tps steady_ticks <<<"$(pair_tps "PERFORM 1")"
+    read -r swapping_tps swapping_ticks <<<"$(pair_tps "$swaps")"
   else
-    swapping_tps=$(pair_tps "$swaps")
-    steady_tps=$(pair_tps "PERFORM 1")
+    read -r swapping_tps swapping_ticks <<<"$(pair_tps "$swaps")"
+    read -r steady_tps steady_ticks <<<"$(pair_tps "PERFORM 1")"
   fi
-  printf '{"steady_tps": %s, "swapping_tps": %s, "first": "%s"}\n' "${steady_tps:-0}" "${swapping_tps:-0}" \
+  printf '{"steady_tps": %s, "swapping_tps": %s, "steady_cpu_s": %s, "swapping_cpu_s": %s, "first": "%s"}\n' \
+    "$steady_tps" "$swapping_tps" "$(awk -v t="$steady_ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" \
+    "$(awk -v t="$swapping_ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" \
     "$( (( r % 2 )) && echo steady || echo swapping)"
 done | paste -sd, -)
 
@@ -339,8 +360,15 @@ instructions = json.loads(instructions)
 pairs = json.loads(pairs)
 for p in pairs:
     p["ratio"] = p["swapping_tps"] / p["steady_tps"] if p["steady_tps"] else 0
+    # The server's CPU per transaction, steady over swapping: the TPS ratio a CPU-bound server would
+    # see at equal CPU, which the machine's other work moves far less than TPS itself.
+    per_tx = lambda cpu, tps: cpu / (tps * int(pair_s)) if tps else 0
+    swapping_cost = per_tx(p["swapping_cpu_s"], p["swapping_tps"])
+    p["cpu_ratio"] = per_tx(p["steady_cpu_s"], p["steady_tps"]) / swapping_cost if swapping_cost else 0
 pair_ratio = statistics.median(p["ratio"] for p in pairs) if pairs else 0
 pair_ratios = ", ".join(f"{p['ratio']:.3f}" for p in pairs)
+cpu_pair_ratio = statistics.median(p["cpu_ratio"] for p in pairs) if pairs else 0
+cpu_pair_ratios = ", ".join(f"{p['cpu_ratio']:.3f}" for p in pairs)
 disp, plain, builtin = per_row["add_one(i)"], per_row["plain_add_one(i)"], per_row["i + 1"]
 phases = [json.load(open(f"{work}/{p}.json")) for p in ("steady", "swapping", "replace", "restart")]
 by = {p["phase"]: p for p in phases}
@@ -349,7 +377,8 @@ doc = {"command": f"scripts/bench_pg.sh {seconds}", "commit": m["commit"], "unco
        "cpu": m["cpu"], "cores": m["cores"], "kernel": m["kernel"], "compiler": m["compiler"], "date": m["date"],
        "clients": int(clients), "interval_s": float(interval), "long_transaction_pause_s": float(long_s),
        "phases": phases,
-       "tps_pairs": {"pair_s": int(pair_s), "pairs": pairs, "median_ratio": pair_ratio},
+       "tps_pairs": {"pair_s": int(pair_s), "pairs": pairs, "median_ratio": pair_ratio,
+                     "median_cpu_per_transaction_ratio": cpu_pair_ratio},
        "per_row": {"rows": int(rows), "reps": int(reps), "dispatcher": disp, "direct_c": plain, "builtin": builtin},
        "instructions_per_row": instructions,
        "load_end": m["load"]}
@@ -384,6 +413,9 @@ with open(f"{out}/pg-bench.md", "w") as f:
       f"and beside one that swapped, which ran first alternating from pair to pair (pair ratios: {pair_ratios}). "
       f"The {seconds} s phases above, run once each, one after the other: {ratio:.3f} "
       f"({by['swapping']['changes']} swaps), which also holds the machine's drift between them.\n")
+    w(f"- The same pairs by the server's CPU per transaction (the postmaster and every backend, user and system), "
+      f"steady / swapping: **{cpu_pair_ratio:.3f}**, the TPS ratio a CPU-bound server would see at equal CPU, which "
+      f"other work on the machine moves far less than TPS (pair ratios: {cpu_pair_ratios}).\n")
     w(f"- Per row, `SELECT sum(f(i)) FROM generate_series(1, {rows}) i`, {reps} interleaved runs each, medians of "
       f"the backend's CPU time (wall time in brackets, which includes waiting for a CPU): dispatcher "
       f"{disp['cpu_median_ms']:.0f} ms ({disp['wall_median_ms']:.0f}), the same function as a plain C function "
