@@ -414,8 +414,9 @@ with open(f"{out}/pg-bench.md", "w") as f:
       f"The {seconds} s phases above, run once each, one after the other: {ratio:.3f} "
       f"({by['swapping']['changes']} swaps), which also holds the machine's drift between them.\n")
     w(f"- The same pairs by the server's CPU per transaction (the postmaster and every backend, user and system), "
-      f"steady / swapping: **{cpu_pair_ratio:.3f}**, the TPS ratio a CPU-bound server would see at equal CPU, which "
-      f"other work on the machine moves far less than TPS (pair ratios: {cpu_pair_ratios}).\n")
+      f"steady / swapping: **{cpu_pair_ratio:.3f}**, the TPS ratio a CPU-bound server would see at equal CPU (pair "
+      f"ratios: {cpu_pair_ratios}). Where it spreads as widely as TPS, the machine's noise is in the cost of a "
+      f"transaction itself (a shared host), not only in the CPU the server gets.\n")
     w(f"- Per row, `SELECT sum(f(i)) FROM generate_series(1, {rows}) i`, {reps} interleaved runs each, medians of "
       f"the backend's CPU time (wall time in brackets, which includes waiting for a CPU): dispatcher "
       f"{disp['cpu_median_ms']:.0f} ms ({disp['wall_median_ms']:.0f}), the same function as a plain C function "
