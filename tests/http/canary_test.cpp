@@ -156,6 +156,13 @@ TEST_F(http_canary, the_verdict_tick_wakes_the_server_only_while_a_canary_runs) 
   ASSERT_EQ(r.status, 200) << r.body;
   control_thread_switches_over(std::chrono::milliseconds(100));  // the last tick, which finds none running
   EXPECT_LE(control_thread_switches_over(window), 4) << "idle again after the abort";
+  // A host that starts one through the registry, not the admin API, gets it judged too.
+  modules::canary_policy p;
+  p.steps_bp = {1000, 10000};
+  server_->modules().start_canary("host", "greeting", dir_.plugins() / "greeting-2.so", p);
+  EXPECT_GE(control_thread_switches_over(window), 8) << "a canary the host started runs: its verdict is taken each tick";
+  r = admin("POST", "/admin/canary/abort", R"({"module":"greeting"})");
+  ASSERT_EQ(r.status, 200) << r.body;
 }
 
 TEST_F(http_canary, a_shadow_phase_catches_another_body_on_one_percent_of_paths_before_any_user_sees_it) {

@@ -363,9 +363,7 @@ response admin_service::start_canary(const std::string& principal, std::string_v
   const auto& path = std::get<std::filesystem::path>(file);
   response res = registry_call(swap_lock(req.module), req.module,
                                [&] { return s_.registry->start_canary(principal, req.module, path, req.policy); });
-  if (res.result() != bhttp::status::ok) return res;
-  s_.canary_started();
-  if (req.retryable)
+  if (res.result() == bhttp::status::ok && req.retryable)
     for (const auto& r : *s_.routes.read())
       if (r->module == req.module) r->retryable.store(retryable, std::memory_order_relaxed);  // flags; no partner
   return res;

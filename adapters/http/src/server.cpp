@@ -302,7 +302,14 @@ server::impl::impl(server_config c) : config(std::move(c)), audit(std::make_shar
   // protects nothing, and on a disk-backed directory it was the costliest stage
   // of a swap left once the preflight is remembered (CPU and wall alike).
   ro.loader.shadow.fsync = false;
-  ro.loader.log = [a = audit](const modules::module_event& e) { a->add(e); };
+  canaries->server = this;
+  ro.loader.log = [a = audit, c = canaries](const modules::module_event& e) {
+    a->add(e);
+    // Every start, the admin request's or a host's through modules(), logs one.
+    if (e.kind != modules::module_event_kind::canary) return;
+    std::lock_guard lock(c->mutex);
+    if (c->server != nullptr) c->server->canary_started();
+  };
   registry.emplace(domain, std::move(ro));
 
   // Modules in the order the routes name them: the first that fails throws.
@@ -434,6 +441,8 @@ server::apply_report server::impl::apply(const server_config& next) {
 server::impl::~impl() {
   stop();
   wait();
+  std::lock_guard lock(canaries->mutex);
+  canaries->server = nullptr;
 }
 
 // One SO_REUSEPORT acceptor per worker on the same port: the kernel spreads connections.
@@ -537,8 +546,9 @@ void server::impl::check_drains_periodically() {
 // The verdict's tick: a bad canary is rolled back within one tick of the
 // evidence being strong enough. It runs only while a canary does: an idle
 // server is not woken every tick (it was 50 times a second, 2 ms of CPU).
-// start_canary() restarts it; both run on the control thread, so a canary
-// that starts as the last tick stops is seen by one or the other.
+// A canary's start restarts it (the registry logs each start); both run on the
+// control thread, so a canary that starts as the last tick stops is seen by
+// one or the other.
 void server::impl::canary_started() {
   net::post(control, [this] {
     if (canary_ticking || stopping.load(std::memory_order_relaxed)) return;

@@ -189,7 +189,7 @@ struct server::impl {
   void serve(detail::worker& w, detail::tcp::socket socket, std::uint64_t number, std::string_view unparsed);
   void check_drains_periodically();
   void judge_canaries_periodically();
-  /// Any thread, after a canary started: the verdict's tick runs again if it had stopped.
+  /// Any thread, after a canary started (the registry's log calls it): the verdict's tick runs again if it had stopped.
   void canary_started();
   void on_watched_change(const watch::file_change& change);
   std::string metrics_text() const;
@@ -228,6 +228,13 @@ struct server::impl {
   }
   server_config config;  // as it was at start; the live settings below follow apply()
   std::shared_ptr<detail::audit_log> audit;
+  /// What the registry's log calls on a canary event: this server until ~impl()
+  /// detaches it (the registry outlives the control loop canary_started() posts to).
+  struct canary_listener {
+    std::mutex mutex;
+    impl* server = nullptr;  // guarded by mutex
+  };
+  std::shared_ptr<canary_listener> canaries = std::make_shared<canary_listener>();
   hotswap::domain domain;
   std::optional<hotswap::modules::registry> registry;
   detail::route_slot routes{domain, detail::route_table{}};
