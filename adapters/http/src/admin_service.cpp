@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include <hotswap/detail/thread_name.hpp>
+#include <hotswap/thread_name.hpp>
 #include <hotswap/http/admin_request.hpp>
 #include <nlohmann/json.hpp>
 
@@ -234,7 +234,7 @@ template <class Connection>
 void admin_service::on_request(std::shared_ptr<Connection> c, request&& req) {
   // Off the listener's thread: a swap loads and starts code. on_header authorised it.
   net::post(pool_, [this, c, principal = c->state().principal, req = std::move(req)] {
-    hotswap::detail::name_this_thread("httpd-admin");  // asio's pool threads are unnamed
+    hotswap::name_this_thread("httpd-admin");  // asio's pool threads are unnamed
     response res;
     try {
       res = handle(principal, req);

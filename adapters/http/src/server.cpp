@@ -1,7 +1,7 @@
 #include <sys/socket.h>
 
 #include <cstdio>
-#include <hotswap/detail/thread_name.hpp>
+#include <hotswap/thread_name.hpp>
 #include <hotswap/module/path_policy.hpp>
 #include <hotswap/watch/xxh64.hpp>
 #include <hotswap/http/admin_request.hpp>
@@ -472,7 +472,7 @@ void server::impl::start() {
       accept(*w, *l);
     }
     w->thread = std::thread([&io = w->io] {
-      hotswap::detail::name_this_thread("httpd-io");
+      hotswap::name_this_thread("httpd-io");
       io.run();
     });
   }
@@ -482,7 +482,7 @@ void server::impl::start() {
   canary_timer.emplace(control);
   if (admin) admin->start();
   control_thread = std::thread([this] {
-    hotswap::detail::name_this_thread("httpd-control");
+    hotswap::name_this_thread("httpd-control");
     control.run();
   });
   if (watch) watch->start();

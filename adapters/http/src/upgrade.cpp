@@ -13,7 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <future>
-#include <hotswap/detail/thread_name.hpp>
+#include <hotswap/thread_name.hpp>
 #include <nlohmann/json.hpp>
 
 #include "admin_service.hpp"
@@ -333,7 +333,7 @@ void server::impl::accepting() {
   takeover->send(takeover_kind::ready, {});
   upgrades.fetch_add(1, std::memory_order_relaxed);  // a statistic
   takeover_thread = std::thread([this] {
-    hotswap::detail::name_this_thread("httpd-takeover");
+    hotswap::name_this_thread("httpd-takeover");
     const detail::connection_limits now = limits.load();
     const auto limit = upgrade_drain() + now.write_timeout + now.read_timeout + std::chrono::seconds(5);
     for (;;) {

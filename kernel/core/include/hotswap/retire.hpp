@@ -27,8 +27,8 @@
 #include "detail/fatal.hpp"
 #include "detail/fork_handlers.hpp"
 #include "detail/schedule_point.hpp"
-#include "detail/thread_name.hpp"
 #include "options.hpp"
+#include "thread_name.hpp"
 
 namespace hotswap {
 

@@ -60,7 +60,7 @@
 #include <thread>
 #include <utility>
 
-#include <hotswap/detail/thread_name.hpp>
+#include <hotswap/thread_name.hpp>
 #include <hotswap/unique_fd.hpp>
 #include "detail/hash.hpp"
 #include "detail/inotify.hpp"
@@ -266,7 +266,7 @@ class watcher {
   }
 
   void run() {
-    hotswap::detail::name_this_thread("hs-watch");
+    hotswap::name_this_thread("hs-watch");
     driver_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     while (!stop_.load(std::memory_order_relaxed)) {
       clock::time_point next;

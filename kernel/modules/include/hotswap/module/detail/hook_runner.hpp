@@ -32,7 +32,7 @@
 #include <thread>
 #include <utility>
 
-#include <hotswap/detail/thread_name.hpp>
+#include <hotswap/thread_name.hpp>
 #include <hotswap/module/plugin.h>
 
 #include "spare_threads.hpp"
@@ -82,7 +82,7 @@ hook_outcome run_hook(Call call, std::chrono::nanoseconds deadline, hook_thread 
   std::thread worker;
   if (where == hook_thread::reused) spare_threads::instance().run(std::move(body));
   else worker = std::thread([body = std::move(body)]() mutable {
-    hotswap::detail::name_this_thread("hs-hook");
+    hotswap::name_this_thread("hs-hook");
     body();
   });
   std::unique_lock lock(st->mutex);

@@ -37,7 +37,7 @@
 #include <utility>
 #include <vector>
 
-#include <hotswap/detail/thread_name.hpp>
+#include <hotswap/thread_name.hpp>
 
 #include "fork_guard.hpp"
 
@@ -117,7 +117,7 @@ class spare_threads final : fork_participant {
   }
 
   void work() noexcept {
-    hotswap::detail::name_this_thread("hs-spare");
+    hotswap::name_this_thread("hs-spare");
     leave_inherited_batch();
     std::unique_lock lock(mutex_);
     for (;;) {
