@@ -223,9 +223,10 @@ server_cpu_ticks() {
   local pm reading
   pm=$(head -1 "$data/postmaster.pid")
   for _ in $(seq 200); do
-    reading=$(awk -v pm="$pm" '{ sub(/^.*\) /, "") }
-      $2 == pm || FILENAME == "/proc/" pm "/stat" { t += $12 + $13 + $14 + $15; zombies += $1 == "Z" }
-      END { print t + 0, zombies + 0 }' /proc/[0-9]*/stat 2>/dev/null)
+    # cat, not awk's own open: a process that exits after the glob would stop awk (mawk).
+    reading=$({ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$pm" '{ pid = $1; sub(/^.*\) /, "") }
+      $2 == pm || pid == pm { t += $12 + $13 + $14 + $15; zombies += $1 == "Z" }
+      END { print t + 0, zombies + 0 }')
     [[ ${reading#* } == 0 ]] && break
     sleep 0.01
   done

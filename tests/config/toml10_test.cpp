@@ -4,6 +4,7 @@
 // write-to-disk's round trip (to_toml), and diffs key by key.
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,15 @@ TEST(toml10_test, element_and_date_rules_refuse_with_positions) {
 }
 
 // write-to-disk writes to_toml(): every kind comes back the same.
+// datetime::parse reads its text as a TOML document: what the pre-lexer refuses
+// in a file, and what trips a check inside toml++, is not a date (review of stop 31).
+TEST(toml10_test, datetime_parse_refuses_what_would_trip_toml_plus_plus) {
+  EXPECT_EQ(datetime::parse("1979-05-27 07:32:00").text, "1979-05-27T07:32:00");
+  for (const std::string& bad : {std::string("1979-05-27T$7:32"), std::string("1979-05-27 5 "),
+                                 "1" + std::string(116, '_') + "979-05-27 5"})
+    EXPECT_THROW(datetime::parse(bad), std::invalid_argument) << bad;
+}
+
 TEST(toml10_test, to_toml_round_trips_every_kind) {
   const schema rules = full_schema();
   const auto r = load(full_text, "full.toml", &rules);
