@@ -251,10 +251,8 @@ pairs_json=$(for r in $(seq "$pairs"); do
     read -r swapping_tps swapping_ticks <<<"$(pair_tps "$swaps")"
     read -r steady_tps steady_ticks <<<"$(pair_tps "PERFORM 1")"
   fi
-  printf '{"steady_tps": %s, "swapping_tps": %s, "steady_cpu_s": %s, "swapping_cpu_s": %s, "first": "%s"}\n' \
-    "$steady_tps" "$swapping_tps" "$(awk -v t="$steady_ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" \
-    "$(awk -v t="$swapping_ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" \
-    "$( (( r % 2 )) && echo steady || echo swapping)"
+  printf '{"steady_tps": %s, "swapping_tps": %s, "steady_ticks": %s, "swapping_ticks": %s, "first": "%s"}\n' \
+    "$steady_tps" "$swapping_tps" "$steady_ticks" "$swapping_ticks" "$( (( r % 2 )) && echo steady || echo swapping)"
 done | paste -sd, -)
 
 # ---- today: CREATE OR REPLACE FUNCTION with a new file name per version -----------------
@@ -361,6 +359,8 @@ instructions = json.loads(instructions)
 pairs = json.loads(pairs)
 for p in pairs:
     p["ratio"] = p["swapping_tps"] / p["steady_tps"] if p["steady_tps"] else 0
+    for side in ("steady", "swapping"):
+        p[f"{side}_cpu_s"] = p.pop(f"{side}_ticks") / os.sysconf("SC_CLK_TCK")
     # The server's CPU per transaction, steady over swapping: the TPS ratio a CPU-bound server would
     # see at equal CPU, which the machine's other work moves far less than TPS itself.
     per_tx = lambda cpu, tps: cpu / (tps * int(pair_s)) if tps else 0
