@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # hotswap-httpd beside nginx-light under the same wrk load, on 127.0.0.1:
-# each server is measured steady, then while it is changed every 50 ms
-# (hotswap-httpd: POST /admin/swap alternating greeting-1/greeting-2;
-# nginx: `nginx -s reload`), with keep-alive connections and with a new
-# connection per request (Connection: close). A second hotswap-httpd runs
-# with mimalloc preloaded (Debian's libmimalloc.so.2): the allocator A/B in
-# the same run. Every (server, connections, phase) runs REPS times,
-# interleaved; tables show medians. Records wrk's requests/s, latency
+# each server is measured steady, then while it is changed every 50 ms, with
+# keep-alive connections and with a new connection per request (Connection:
+# close). Two ways to change it, each its own phase:
+#   changing             a process per change: curl POST /admin/swap (greeting-1
+#                        and greeting-2 in turn); `nginx -s reload`
+#   changing-one-client  no process per change: one keep-alive admin connection
+#                        (scripts/admin_client.py); SIGHUP to nginx's master from
+#                        the loop's own `kill` (what `nginx -s reload` sends)
+# and two controls, hotswap-httpd only, at the same pace without a change:
+#   probing              curl GET /admin/status: the change loop's own cost
+#                        (curl's start on a saturated machine)
+#   probing-one-client   GET /admin/status over one admin connection
+# A second hotswap-httpd runs with mimalloc preloaded (Debian's libmimalloc.so.2):
+# the allocator A/B in the same run. Every (server, connections, phase) runs REPS
+# times, interleaved; tables show medians. Records wrk's requests/s, latency
 # percentiles, socket errors and non-2xx responses side by side:
 #   results/http-compare.json   every run, with command, commit, machine, load, date
 #   results/http-compare.md     the tables (medians) and the ratios against the targets
@@ -92,41 +100,49 @@ for server in hotswap hotswap-mimalloc nginx; do
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:${port[$server]}/" >/dev/null && break; sleep 0.05; done
 done
 
-# No process per iteration but the change itself (curl, nginx -s reload): the
-# token is read once and the pause is bash's own `read -t` on a pipe nobody
-# writes to. With a subshell and a `sleep` per iteration, on 2 cores saturated
-# by wrk and the server, the loop itself managed ~24 iterations in 5 s even
-# when it only asked GET /admin/status: it measured fork/exec, not the server.
-swap_loop() {  # $1: hotswap | hotswap-mimalloc | nginx; runs until killed, counts into $work/$1.changes
-  local i=0 auth pause
+# No process per iteration but the change itself (curl, nginx -s reload; none at
+# all in changing-one-client): the token is read once and the pause is bash's
+# own `read -t` on a pipe nobody writes to. With a subshell and a `sleep` per
+# iteration, on 2 cores saturated by wrk and the server, the loop itself managed
+# ~24 iterations in 5 s even when it only asked GET /admin/status: it measured
+# fork/exec, not the server.
+change_loop() {  # $1: server, $2: a phase other than steady; runs until killed
+  local server=$1 phase=$2 i=0 auth pause
   auth="Authorization: Bearer $(cat "$work/token")"
+  local counts="$work/$server.changes"
+  if [[ $phase = *-one-client && $server != nginx ]]; then
+    exec python3 scripts/admin_client.py "${admin[$server]}" "$work/token" "$interval" "$counts" \
+      "$([ "$phase" = probing-one-client ] && echo status || echo swap)"
+  fi
   exec {pause}<> <(:)
   while :; do
-    if [ "$1" != nginx ]; then
-      curl -fs -o /dev/null -H "$auth" \
-        -d "{\"module\":\"greeting\",\"file\":\"greeting-$((i % 2 + 1)).so\"}" \
-        "http://127.0.0.1:${admin[$1]}/admin/swap" && echo >>"$work/$1.changes"
-    else
-      nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -s reload 2>/dev/null && echo >>"$work/$1.changes"
-    fi
+    case $server:$phase in
+      nginx:changing) nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -s reload 2>/dev/null && echo >>"$counts" ;;
+      nginx:changing-one-client) kill -HUP "$(<"$work/nginx/nginx.pid")" && echo >>"$counts" ;;
+      *:changing)
+        curl -fs -o /dev/null -H "$auth" \
+          -d "{\"module\":\"greeting\",\"file\":\"greeting-$((i % 2 + 1)).so\"}" \
+          "http://127.0.0.1:${admin[$server]}/admin/swap" && echo >>"$counts" ;;
+      *:probing) curl -fs -o /dev/null -H "$auth" "http://127.0.0.1:${admin[$server]}/admin/status" && echo >>"$counts" ;;
+    esac
     i=$((i + 1))
     read -rt "$interval" -u "$pause" _ || true
   done
 }
 
 runs=()
-measure() {  # server mode changing rep
-  local server=$1 mode=$2 changing=$3 rep=$4 header=()
+measure() {  # server mode phase rep
+  local server=$1 mode=$2 phase=$3 rep=$4 header=()
   [ "$mode" = new-connection ] && header=(-H "Connection: close")
   : >"$work/$server.changes"
   loop=
-  if [ "$changing" = yes ]; then swap_loop "$server" & loop=$!; fi
+  if [ "$phase" != steady ]; then change_loop "$server" "$phase" & loop=$!; fi
   wrk -t1 -c"$connections" -d"${seconds}s" --latency "${header[@]}" "http://127.0.0.1:${port[$server]}/" \
     >"$work/wrk.txt" 2>&1 || true
   if [ -n "$loop" ]; then kill "$loop"; wait "$loop" 2>/dev/null || true; loop=; fi
   local changes
   changes=$(wc -l <"$work/$server.changes")
-  local name="$server:$mode:$([ "$changing" = yes ] && echo changing || echo steady):$rep"
+  local name="$server:$mode:$phase:$rep"
   cp "$work/wrk.txt" "$work/$name.wrk"
   runs+=("$name:$changes")
   echo "$name: $(grep -E 'Requests/sec' "$work/wrk.txt" | tr -s ' ') changes=$changes"
@@ -139,8 +155,11 @@ eval "$(python3 scripts/machine.py --shell)"   # machine_commit, machine_cpu, ma
 started=$(date +%s)
 for rep in $(seq "$reps"); do
   for mode in keepalive new-connection; do
-    for changing in no yes; do
-      for server in hotswap hotswap-mimalloc nginx; do measure "$server" "$mode" "$changing" "$rep"; done
+    for phase in steady changing changing-one-client probing probing-one-client; do
+      for server in hotswap hotswap-mimalloc nginx; do
+        [[ $phase = probing* && $server != hotswap ]] && continue
+        measure "$server" "$mode" "$phase" "$rep"
+      done
     done
   done
 done
@@ -188,7 +207,8 @@ meta = {
 json.dump({"meta": meta, "runs": runs}, open(f"{out}/http-compare.json", "w"), indent=2)
 
 servers = ["hotswap", "hotswap-mimalloc", "nginx"]
-cells = [(m, p) for m in ("keepalive", "new-connection") for p in ("steady", "changing")]
+phases = ("steady", "changing", "changing-one-client", "probing", "probing-one-client")
+cells = [(m, p) for m in ("keepalive", "new-connection") for p in phases]
 def group(server, mode, phase):
     return [r for r in runs if (r["server"], r["mode"], r["phase"]) == (server, mode, phase)]
 def med(rs, key):
@@ -202,7 +222,12 @@ lines = [
     f"{meta['wrk']}; {reps} interleaved repetitions of every row, medians shown (errors, non-2xx and changes: sums). "
     f"hotswap-httpd swaps its application (POST /admin/swap, greeting-1 <-> greeting-2; "
     f"`hotswap-mimalloc` is the same server with Debian's mimalloc preloaded); nginx-light runs `nginx -s reload`; "
-    f"each every {interval} s plus the time the request takes. Load average {load_before} before, "
+    f"each every {interval} s plus the time the request takes. Phase `changing` starts a process per change (curl, "
+    f"`nginx -s reload`); `changing-one-client` starts none (one keep-alive admin connection from "
+    f"scripts/admin_client.py; SIGHUP to nginx's master from the loop's bash `kill`); `probing` (hotswap-httpd only) "
+    f"asks GET /admin/status at the same pace, through curl, and `probing-one-client` over one admin connection: "
+    f"the change loop's cost without a change. "
+    f"Load average {load_before} before, "
     f"{load_after} after ({elapsed} s measuring).", "",
     f"**Note: {meta['note']}.**", "",
     "![requests/s and p99](http-compare.png)", "",
@@ -214,6 +239,8 @@ summary = {}
 for mode, phase in cells:
     for server in servers:
         rs = group(server, mode, phase)
+        if not rs:
+            continue
         e = {k: sum(r["socket_errors"][k] for r in rs) for k in ("connect", "read", "write", "timeout")}
         row = {"requests": total(rs, "requests"), "rps": med(rs, "requests_per_s"), "p50": med(rs, "p50_us"),
                "p90": med(rs, "p90_us"), "p99": med(rs, "p99_us"), "errors": e, "non_2xx": total(rs, "non_2xx"),
@@ -225,21 +252,28 @@ for mode, phase in cells:
 ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"
 lines += ["", "Targets (issue #10): changing/steady req/s >= 0.95, p99 changing/steady <= 1.5, hotswap/nginx req/s "
           "(keep-alive, steady) >= 0.80.", "",
-          "| server | connections | req/s changing / steady | p99 changing / steady | req/s / nginx's (steady) | req/s / nginx's (changing) |",
-          "|---|---|---:|---:|---:|---:|"]
+          "| server | connections | changing (a process per change) / steady: req/s, p99 | "
+          "changing-one-client / steady: req/s, p99 | probing / steady: req/s, p99 | "
+          "probing-one-client / steady: req/s, p99 | req/s / nginx's (steady) | req/s / nginx's (changing) |",
+          "|---|---|---|---|---|---|---:|---:|"]
+def against_steady(server, mode, phase):
+    s, c = summary[(server, mode, "steady")], summary.get((server, mode, phase))
+    return f"{ratio(c['rps'], s['rps'])}, {ratio(c['p99'], s['p99'])}" if c else "-"
 for mode in ("keepalive", "new-connection"):
-    for server in ("hotswap", "hotswap-mimalloc"):
+    for server in servers:
         s, c = summary[(server, mode, "steady")], summary[(server, mode, "changing")]
         ns, nc = summary[("nginx", mode, "steady")], summary[("nginx", mode, "changing")]
-        lines.append(f"| {server} | {mode} | {ratio(c['rps'], s['rps'])} | {ratio(c['p99'], s['p99'])} | "
-                     f"{ratio(s['rps'], ns['rps'])} | {ratio(c['rps'], nc['rps'])} |")
+        lines.append(f"| {server} | {mode} | " + " | ".join(against_steady(server, mode, p) for p in phases[1:]) +
+                     f" | {ratio(s['rps'], ns['rps'])} | {ratio(c['rps'], nc['rps'])} |")
 lines += ["", "Allocator A/B (same run, medians): hotswap-httpd with mimalloc / with glibc malloc, requests/s:", ""]
 lines += [f"- {mode}, {phase}: {ratio(summary[('hotswap-mimalloc', mode, phase)]['rps'], summary[('hotswap', mode, phase)]['rps'])}"
-          for mode, phase in cells]
+          for mode, phase in cells if not phase.startswith("probing")]
 open(f"{out}/http-compare.md", "w").write("\n".join(lines) + "\n")
 with open(f"{work}/plot.dat", "w") as f:
     f.write("cell " + " ".join(servers) + " " + " ".join(s + "_p99" for s in servers) + "\n")
     for mode, phase in cells:
+        if phase.startswith("probing"):
+            continue  # hotswap-httpd only: in the tables, not the plot
         f.write(f"{mode}/{phase} " + " ".join(fmt(summary[(s, mode, phase)]["rps"]) for s in servers) + " " +
                 " ".join(fmt(summary[(s, mode, phase)]["p99"]) for s in servers) + "\n")
 print("\n".join(lines))
