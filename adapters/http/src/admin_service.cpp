@@ -234,7 +234,8 @@ template <class Connection>
 void admin_service::on_request(std::shared_ptr<Connection> c, request&& req) {
   // Off the listener's thread: a swap loads and starts code. on_header authorised it.
   net::post(pool_, [this, c, principal = c->state().principal, req = std::move(req)] {
-    hotswap::name_this_thread("httpd-admin");  // asio's pool threads are unnamed
+    // asio's pool threads are unnamed: each names itself at its first request, not at every one (a syscall).
+    [[maybe_unused]] static thread_local const bool named = (hotswap::name_this_thread("httpd-admin"), true);
     response res;
     try {
       res = handle(principal, req);
