@@ -37,7 +37,9 @@ fi
 build . "$dir/head"
 bins=("$dir/base-$base/build/bench/hotswap-bench-kernel" "$dir/head/bench/hotswap-bench-kernel")
 
-eval "$(python3 scripts/machine.py --shell)"   # machine_commit, machine_uncommitted, machine_cpu, ...
+eval "$(python3 scripts/machine.py --shell)"   # machine_commit, machine_cpu, ...
+# What the head build was made from beyond its commit (results/ never goes into a binary).
+uncommitted=$(git status --porcelain --untracked-files=no -- . ':!results' | wc -l)
 exec 9>/tmp/hotswap-measure.lock
 echo "bench_ab: waiting for /tmp/hotswap-measure.lock ..." >&2
 flock 9
@@ -54,7 +56,7 @@ elapsed=$(( $(date +%s) - started ))
 flock -u 9
 
 mkdir -p "$(dirname "$out")"
-python3 - "$dir" "$out" "$rounds" "$base" "$machine_commit" "$machine_uncommitted" "$machine_cpu" "$machine_cores" \
+python3 - "$dir" "$out" "$rounds" "$base" "$machine_commit" "$uncommitted" "$machine_cpu" "$machine_cores" \
   "$machine_kernel" "$machine_date" "$machine_load" "$load_after" "$elapsed" "$filter" "$min_time" <<'PY'
 import json, statistics, sys
 (d, out, rounds, base, head, uncommitted, cpu, cores, kernel, date, load_before, load_after, elapsed, flt,
@@ -80,7 +82,7 @@ for name in runs["head"]:
                  "base_rounds_ns": runs["base"][name], "head_rounds_ns": runs["head"][name]})
 json.dump({"meta": meta, "benchmarks": rows}, open(f"{out}.json", "w"), indent=2)
 lines = [f"# Kernel benchmark, {head[:7]} against {base[:7]} in one run", "",
-         f"`{command}` at commit `{head}`{' (with uncommitted changes)' if int(uncommitted) else ''}, {date}, "
+         f"`{command}` at commit `{head}`{f' (and {uncommitted} changed files outside results/)' if int(uncommitted) else ''}, {date}, "
          f"{cpu} ({cores} cores), {kernel}. Load average {load_before} before, {load_after} after "
          f"({elapsed} s measuring). Each round runs the base binary, then this tree's, one repetition of each "
          f"benchmark ({min_time} s); medians over {rounds} rounds, real time per call.", "",
