@@ -114,11 +114,13 @@ change_loop() {  # $1: server, $2: a phase other than steady; runs until killed
     exec python3 scripts/admin_client.py "${admin[$server]}" "$work/token" "$interval" "$counts" \
       "$([ "$phase" = probing-one-client ] && echo status || echo swap)"
   fi
+  local master=
+  [ "$server" = nginx ] && read -r master <"$work/nginx/nginx.pid"  # a reload keeps the master's pid
   exec {pause}<> <(:)
   while :; do
     case $server:$phase in
       nginx:changing) nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -s reload 2>/dev/null && echo >>"$counts" ;;
-      nginx:changing-one-client) kill -HUP "$(<"$work/nginx/nginx.pid")" && echo >>"$counts" ;;
+      nginx:changing-one-client) kill -HUP "$master" && echo >>"$counts" ;;
       *:changing)
         curl -fs -o /dev/null -H "$auth" \
           -d "{\"module\":\"greeting\",\"file\":\"greeting-$((i % 2 + 1)).so\"}" \
