@@ -23,6 +23,18 @@ import sys
 import time
 
 
+def ask(conn, auth, what, i):
+    """One request over `conn`: swap number i (greeting-1.so and greeting-2.so in turn) or a status.
+    Returns the reply's status and body."""
+    if what == "swap":
+        body = json.dumps({"module": "greeting", "file": f"greeting-{i % 2 + 1}.so"})
+        conn.request("POST", "/admin/swap", body=body, headers={**auth, "Content-Type": "application/json"})
+    else:
+        conn.request("GET", "/admin/status", headers=auth)
+    reply = conn.getresponse()
+    return reply.status, reply.read()
+
+
 def main():
     if len(sys.argv) != 6 or sys.argv[5] not in ("swap", "status"):
         sys.exit(__doc__.strip().splitlines()[-1].strip())
@@ -33,15 +45,9 @@ def main():
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     with open(count_file, "a", buffering=1) as count:
         for i in range(1, 1 << 62):
-            if what == "swap":
-                body = json.dumps({"module": "greeting", "file": f"greeting-{i % 2 + 1}.so"})
-                conn.request("POST", "/admin/swap", body=body, headers={**auth, "Content-Type": "application/json"})
-            else:
-                conn.request("GET", "/admin/status", headers=auth)
-            reply = conn.getresponse()
-            text = reply.read()
-            if reply.status != 200:
-                sys.exit(f"admin_client: {what} {i} answered {reply.status}: {text[:200]!r}")
+            status, text = ask(conn, auth, what, i)
+            if status != 200:
+                sys.exit(f"admin_client: {what} {i} answered {status}: {text[:200]!r}")
             count.write("\n")
             time.sleep(interval)
 

@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+import admin_client  # the same swap request as the http comparison's long-lived client
+
 
 def process_cpu_clock(pid):
     # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED): the process-wide CPU clock of another pid.
@@ -124,13 +126,10 @@ def main():
             sys.exit("http_swap_cpu: the server did not come up (see its log)")
 
         def swap(i):
-            body = json.dumps({"module": "greeting", "file": f"greeting-{i % 2 + 1}.so"})
-            conn.request("POST", "/admin/swap", body=body,
-                         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-            r = conn.getresponse()
-            data = json.loads(r.read())
-            if r.status != 200:
-                sys.exit(f"http_swap_cpu: swap {i} answered {r.status}: {data}")
+            status, text = admin_client.ask(conn, {"Authorization": f"Bearer {token}"}, "swap", i)
+            data = json.loads(text)
+            if status != 200:
+                sys.exit(f"http_swap_cpu: swap {i} answered {status}: {data}")
             return data
 
         time.sleep(0.5)

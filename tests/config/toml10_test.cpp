@@ -90,7 +90,6 @@ TEST(toml10_test, element_and_date_rules_refuse_with_positions) {
   EXPECT_EQ(refused("matrix = [1]\n"), "f.toml:1:11: unknown key 'matrix[0]'");
 }
 
-// write-to-disk writes to_toml(): every kind comes back the same.
 // datetime::parse reads its text as a TOML document: what the pre-lexer refuses
 // in a file, and what trips a check inside toml++, is not a date (review of stop 31).
 TEST(toml10_test, datetime_parse_refuses_what_would_trip_toml_plus_plus) {
@@ -100,6 +99,7 @@ TEST(toml10_test, datetime_parse_refuses_what_would_trip_toml_plus_plus) {
     EXPECT_THROW(datetime::parse(bad), std::invalid_argument) << bad;
 }
 
+// write-to-disk writes to_toml(): every kind comes back the same.
 TEST(toml10_test, to_toml_round_trips_every_kind) {
   const schema rules = full_schema();
   const auto r = load(full_text, "full.toml", &rules);
